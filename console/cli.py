@@ -1,0 +1,115 @@
+"""`spo` command line. Bad input ends in one message and exit 1, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from core.errors import SpoInputError
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 3
+
+
+def _load_config(args: argparse.Namespace):
+    from core.settings import RunConfig
+
+    cfg = RunConfig.load(args.config) if getattr(args, "config", None) else RunConfig()
+    if getattr(args, "data", None):
+        cfg.data.dir = Path(args.data).resolve()
+    if getattr(args, "numeraire", None):
+        cfg.numeraire = args.numeraire.upper()
+    return cfg
+
+
+def cmd_data_validate(args: argparse.Namespace) -> int:
+    from console.state import AppState
+    from core.diagnostics import error_count
+    from console.report import validation_report, print_validation
+
+    state = AppState(_load_config(args))
+    state.load()
+    report = validation_report(state)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print_validation(report, limit=args.limit)
+    return EXIT_BAD_INPUT if error_count(state.universe.diagnostics) else EXIT_OK
+
+
+def cmd_sample_data(args: argparse.Namespace) -> int:
+    from core.data.sample import generate, write_tables
+
+    if args.size < 50:
+        raise SpoInputError("--size must be at least 50 instruments", field="--size",
+                            fix="pass --size 2000 for the default set")
+    paths = write_tables(generate(args.size, args.seed), Path(args.out))
+    print(f"wrote {len(paths)} tables for {args.size} instruments (seed {args.seed}) "
+          f"to {Path(args.out).resolve()}")
+    return EXIT_OK
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    print(_load_config(args).to_toml(), end="")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spo", description=__doc__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", help="run config TOML (default: embedded sample data)")
+        p.add_argument("--data", help="data folder, overriding the config's [data] dir")
+        p.add_argument("--numeraire", help="numeraire currency, overriding the config")
+
+    data = sub.add_parser("data", help="data checks")
+    data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    validate = data_sub.add_parser("validate", help="load every table, build the universe, "
+                                                    "print row counts and diagnostics")
+    common(validate)
+    validate.add_argument("--json", action="store_true", help="machine-readable output")
+    validate.add_argument("--limit", type=int, default=20,
+                          help="diagnostic rows to print (default 20; --json prints all)")
+    validate.set_defaults(func=cmd_data_validate)
+
+    sample = sub.add_parser("sample-data", help="generate a deterministic sample data set")
+    sample.add_argument("--size", type=int, default=2000, help="number of instruments")
+    sample.add_argument("--seed", type=int, default=7)
+    sample.add_argument("--out", required=True, help="output folder")
+    sample.set_defaults(func=cmd_sample_data)
+
+    config = sub.add_parser("config", help="config files")
+    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    show = config_sub.add_parser("show", help="print the effective config as TOML, every key")
+    common(show)
+    show.set_defaults(func=cmd_config_show)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_OK
+    try:
+        return args.func(args)
+    except SpoInputError as exc:
+        print(f"spo: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("spo: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a bug: say so in one line, keep the trace on demand
+        if os.environ.get("SPO_DEBUG"):
+            raise
+        print(f"spo: internal error: {type(exc).__name__}: {exc} "
+              "(rerun with SPO_DEBUG=1 for the traceback and report it)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

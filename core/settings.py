@@ -1,0 +1,153 @@
+"""RunConfig: what a run reads and as of when, loaded from and saved to TOML.
+
+Strict on purpose: an unknown key is a typo that would otherwise be silently ignored
+(`numerarie = "EUR"` solving in USD), so it is rejected with the key's full path.
+Relative paths in a config file are relative to that file, so a config travels with its data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from core.data.schemas import TABLES
+from core.errors import ConfigError
+
+SolverChoice = Literal["auto", "clarabel", "mosek"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    dir: Path | None = Field(
+        default=None, description="folder of <table>.parquet files; empty = embedded sample")
+    files: dict[str, Path] = Field(
+        default_factory=dict, description="per-table file overrides, e.g. positions = '...'")
+
+    @field_validator("files")
+    @classmethod
+    def _known_tables(cls, v: dict[str, Path]) -> dict[str, Path]:
+        unknown = sorted(set(v) - set(TABLES))
+        if unknown:
+            raise ValueError(f"unknown table(s) {', '.join(unknown)}; known: "
+                             f"{', '.join(TABLES)}")
+        return v
+
+
+class ValidationConfig(_Strict):
+    stale_price_hours: float = Field(default=24.0, gt=0,
+                                     description="marks older than this are flagged stale")
+    basket_tolerance_pct: float = Field(
+        default=2.0, gt=0, description="basket value vs price gap that flags a basket")
+    expiry_warning_days: int = Field(default=2, ge=0,
+                                     description="futures this close to expiry are flagged")
+
+
+class RunConfig(_Strict):
+    account: str = Field(default="DEMO", min_length=1)
+    run_date: dt.date | None = Field(default=None, description="defaults to the as-of date")
+    as_of: dt.datetime | None = Field(default=None, description="defaults to now")
+    numeraire: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    solver: SolverChoice = "auto"
+    data: DataConfig = Field(default_factory=DataConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir
+
+    def resolve(self, path: Path) -> Path:
+        path = path.expanduser()
+        return path if path.is_absolute() else (self._base_dir / path)
+
+    def data_dir(self) -> Path:
+        if self.data.dir is None:
+            from sample_data import SAMPLE_DIR
+            return SAMPLE_DIR
+        return self.resolve(self.data.dir)
+
+    def file_overrides(self) -> dict[str, Path]:
+        return {name: self.resolve(p) for name, p in self.data.files.items()}
+
+    def effective_as_of(self) -> dt.datetime:
+        if self.as_of is not None:
+            return self.as_of
+        if self.run_date is not None:
+            return dt.datetime.combine(self.run_date, dt.time(23, 59, 59))
+        return dt.datetime.now()
+
+    def effective_run_date(self) -> dt.date:
+        return self.run_date or self.effective_as_of().date()
+
+    # --- TOML -------------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config",
+                  base_dir: Path | None = None) -> "RunConfig":
+        try:
+            cfg = cls.model_validate(data)
+        except ValidationError as exc:
+            raise _config_error(exc, source) from None
+        if base_dir is not None:
+            cfg._base_dir = base_dir
+        return cfg
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RunConfig":
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError("config file not found", file=path,
+                              fix="check the path, or run without --config for the sample data")
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"not valid TOML ({exc})", file=path,
+                              fix="correct the syntax at the line and column given") from None
+        except (UnicodeDecodeError, OSError) as exc:
+            raise ConfigError(f"cannot read the file ({exc})", file=path,
+                              fix="save it as UTF-8 text") from None
+        return cls.from_dict(data, source=str(path), base_dir=path.resolve().parent)
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.model_dump(mode="json", exclude_none=True))
+
+    def save(self, path: str | Path) -> Path:
+        """Write atomically: a crash mid-write never leaves a half-written config."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, self.to_toml())
+        return path
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _config_error(exc: ValidationError, source: str) -> ConfigError:
+    """One message for the first problem, naming the key by its full dotted path."""
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
+    if err["type"] == "extra_forbidden":
+        return ConfigError(f"unknown key '{key}'{more}", file=source, field=key,
+                           fix="remove it or check its spelling against `spo config show`")
+    return ConfigError(f"invalid value for '{key}': {err['msg']}{more}", file=source, field=key,
+                       fix=f"set '{key}' to a valid value (got {err.get('input')!r})")
