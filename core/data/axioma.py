@@ -104,6 +104,28 @@ def parse_flat_file(path: str | Path) -> tuple[list[str], pl.DataFrame, dict[str
 
 
 def _read_flat(path: Path) -> FlatFile:
+    raw = _read_bytes(path)
+    try:
+        text = raw.decode("utf-8")  # validates the whole file once
+    except UnicodeDecodeError as exc:
+        raise _encoding_error(path, raw, exc) from None
+    if not raw or raw.isspace():
+        raise DataError(
+            "file is empty", file=path, field="#Columns",
+            fix="re-export the file from Axioma; it needs a '#Columns:' header and data rows",
+        )
+    flat = _read_flat_fast(path, raw)
+    if flat is None:
+        flat = _read_flat_lines(path, text)
+    # strip, then empty -> null (two passes are faster than stripping inside the when)
+    columns = flat.columns
+    flat.data = flat.data.select(pl.col(c).str.strip_chars() for c in columns).select(
+        pl.when(pl.col(c).str.len_bytes() > 0).then(pl.col(c)).alias(c) for c in columns
+    )
+    return flat
+
+
+def _read_bytes(path: Path) -> bytes:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -116,49 +138,99 @@ def _read_flat(path: Path) -> FlatFile:
             f"cannot be read ({exc.strerror or exc})", file=path,
             fix="check that the file exists, is a regular file and is readable",
         ) from None
-    if raw.startswith(_BOM):
-        raw = raw[len(_BOM):]
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _encoding_error(path, raw, exc) from None
-    if not text.strip():
-        raise DataError(
-            "file is empty", file=path, field="#Columns",
-            fix="re-export the file from Axioma; it needs a '#Columns:' header and data rows",
-        )
+    return raw[len(_BOM):] if raw.startswith(_BOM) else raw
 
+
+def _header_line(path: Path, line: str, number: int, columns: list[str] | None,
+                 metadata: dict[str, str]) -> list[str] | None:
+    """Record one stripped '#' line; returns the columns (new or unchanged)."""
+    key, colon, value = line[1:].partition(":")
+    key = key.strip()
+    if colon and key.lower() == "columns":
+        if columns is not None:
+            raise DataError(
+                f"line {number} is a second '#Columns:' header", file=path, field="#Columns",
+                fix="keep exactly one '#Columns:' line naming the columns",
+            )
+        columns = [c.strip() for c in value.split(SEPARATOR)]
+        _check_column_names(path, columns)
+    elif colon and key:  # '#Key: value'; a free-text '#' comment is ignored
+        metadata[key] = value.strip()
+    return columns
+
+
+def _csv(data: bytes, columns: list[str], skip_lines: int = 0) -> pl.DataFrame:
+    return pl.read_csv(
+        io.BytesIO(data),
+        skip_lines=skip_lines,
+        separator=SEPARATOR,
+        comment_prefix="#",
+        has_header=False,
+        new_columns=columns,
+        infer_schema=False,  # all String; numbers are cast (and checked) afterwards
+        quote_char=None,
+        truncate_ragged_lines=False,  # a row with too many fields raises
+    )
+
+
+def _read_flat_fast(path: Path, raw: bytes) -> FlatFile | None:
+    """The common case in one Polars call: '#' header lines on top, then data rows only.
+
+    Returns None (use the line-by-line reader, which reports exact lines) for anything
+    unusual: no header, blank or '#' lines among the rows, or a row with the wrong number
+    of fields. Proof that a frame returned here has every row right: Polars raises on a row
+    with too many fields, makes one row per line unless it skips a '#' line (then the row
+    count differs), and the separators add up to exactly (columns - 1) per line.
+    """
+    columns: list[str] | None = None
+    metadata: dict[str, str] = {}
+    pos, number = 0, 0
+    while pos < len(raw):
+        nl = raw.find(b"\n", pos)
+        nl = len(raw) if nl < 0 else nl
+        line = raw[pos:nl].strip()
+        if line and not line.startswith(b"#"):
+            break
+        number += 1
+        if line:
+            columns = _header_line(path, line.decode("utf-8"), number, columns, metadata)
+        pos = nl + 1
+    if columns is None or len(columns) < 2 or pos >= len(raw):
+        return None
+    rows = raw.count(b"\n", pos) + (0 if raw.endswith(b"\n") else 1)
+    if raw.count(SEPARATOR.encode(), pos) != rows * (len(columns) - 1):
+        return None  # includes trailing blank lines: the line reader skips them
+    try:
+        frame = _csv(raw, columns, skip_lines=number)  # no copy of the data
+    except pl.exceptions.PolarsError:
+        return None
+    if frame.shape != (rows, len(columns)):
+        return None
+    return FlatFile(path, columns, frame, metadata, list(range(number + 1, number + 1 + rows)))
+
+
+def _read_flat_lines(path: Path, text: str) -> FlatFile:
+    """Line-by-line reader: slower, but names the exact line of every problem."""
     columns: list[str] | None = None
     metadata: dict[str, str] = {}
     data_lines: list[str] = []
     line_numbers: list[int] = []
     for number, line in enumerate(text.split("\n"), start=1):
-        line = line.rstrip("\r")
         stripped = line.strip()
         if not stripped:
             continue
         if stripped.startswith("#"):
-            key, _, value = stripped[1:].partition(":")
-            key = key.strip()
-            if key.lower() == "columns":
-                if columns is not None:
-                    raise DataError(
-                        f"line {number} is a second '#Columns:' header", file=path,
-                        field="#Columns",
-                        fix="keep exactly one '#Columns:' line naming the columns",
-                    )
-                if data_lines:
-                    raise DataError(
-                        f"the '#Columns:' header on line {number} comes after data rows "
-                        f"(first on line {line_numbers[0]})",
-                        file=path, field="#Columns",
-                        fix="put the '#Columns:' header above the data rows",
-                    )
-                columns = [c.strip() for c in value.split(SEPARATOR)]
-            elif key:
-                metadata[key] = value.strip()
+            key, colon, _ = stripped[1:].partition(":")
+            if data_lines and colon and key.strip().lower() == "columns":
+                raise DataError(
+                    f"the '#Columns:' header on line {number} comes after data rows "
+                    f"(first on line {line_numbers[0]})",
+                    file=path, field="#Columns",
+                    fix="put the '#Columns:' header above the data rows",
+                )
+            columns = _header_line(path, stripped, number, columns, metadata)
             continue
-        data_lines.append(line)
+        data_lines.append(line.rstrip("\r"))
         line_numbers.append(number)
 
     if columns is None:
@@ -166,7 +238,6 @@ def _read_flat(path: Path) -> FlatFile:
             "no '#Columns:' header line", file=path, field="#Columns",
             fix="add a header line such as '#Columns: AxiomaID|Factor1|Factor2' above the data",
         )
-    _check_column_names(path, columns)
     if not data_lines:
         raise DataError(
             "file has a header but no data rows", file=path, field=columns[0],
@@ -191,31 +262,19 @@ def _read_flat(path: Path) -> FlatFile:
         )
 
     try:
-        frame = pl.read_csv(
-            io.BytesIO("\n".join(data_lines).encode("utf-8")),
-            separator=SEPARATOR,
-            comment_prefix="#",
-            has_header=False,
-            new_columns=columns,
-            infer_schema=False,
-            quote_char=None,
-        )
+        frame = _csv("\n".join(data_lines).encode("utf-8"), columns)
     except pl.exceptions.PolarsError as exc:
         raise DataError(
             f"could not be parsed ({type(exc).__name__}: {exc})", file=path,
             field="#Columns", fix="check that the file is a '|'-delimited Axioma flat file",
         ) from None
-    if frame.height != len(data_lines) or frame.width != len(columns):
+    if frame.shape != (len(data_lines), len(columns)):
         raise DataError(
             f"parsed {frame.height} rows x {frame.width} columns, expected "
             f"{len(data_lines)} x {len(columns)}",
             file=path, field="#Columns",
             fix="check that the file is a '|'-delimited Axioma flat file",
         )
-    # strip, then empty -> null (two passes are faster than stripping inside the when)
-    frame = frame.select(pl.col(c).str.strip_chars() for c in columns).select(
-        pl.when(pl.col(c).str.len_bytes() > 0).then(pl.col(c)).alias(c) for c in columns
-    )
     return FlatFile(path, columns, frame, metadata, line_numbers)
 
 
@@ -406,7 +465,9 @@ def _read_exposures(path: Path) -> tuple[str, list[str], pl.DataFrame, dict[str,
         loadings = pl.Series(
             "factor_loadings", values, dtype=pl.Array(pl.Float64, len(factors))
         ).cast(pl.List(pl.Float64))
-        frame = pl.DataFrame({"vendor_id": flat.data.get_column(id_col), "factor_loadings": loadings})
+        frame = pl.DataFrame(
+            {"vendor_id": flat.data.get_column(id_col), "factor_loadings": loadings}
+        )
     return id_col, factors, frame, flat.metadata
 
 
@@ -429,7 +490,8 @@ def _read_covariance(path: Path, factors: list[str]) -> tuple[np.ndarray, dict[s
         index = {f: i for i, f in enumerate(cov_factors)}
         order = np.array([index[f] for f in factors], dtype=np.int64)
         matrix = matrix[np.ix_(order, order)] / PERCENT_SQUARED
-        _check_symmetric_psd(path, flat.columns[-1], matrix, factors)
+        value_col = flat.columns[2] if _is_long_cov(flat.columns) else None
+        _check_symmetric_psd(path, value_col, matrix, factors)
         matrix = (matrix + matrix.T) / 2.0  # exact when the file is symmetric
     return matrix, flat.metadata
 
@@ -444,8 +506,9 @@ def _square_cov(flat: FlatFile) -> tuple[np.ndarray, list[str]]:
         )
     _check_ids(flat, name_col, "factor name")
     row_factors = flat.data.get_column(name_col).to_list()
-    missing_rows = [f for f in col_factors if f not in set(row_factors)]
-    extra_rows = [f for f in row_factors if f not in set(col_factors)]
+    row_set, col_set = set(row_factors), set(col_factors)
+    missing_rows = [f for f in col_factors if f not in row_set]
+    extra_rows = [f for f in row_factors if f not in col_set]
     if missing_rows or extra_rows:
         parts = []
         if missing_rows:
@@ -512,8 +575,8 @@ def _long_cov(flat: FlatFile) -> tuple[np.ndarray, list[str]]:
     matrix = np.full((k, k), np.nan)
     matrix[ii, jj] = values[:, 0]
     # one triangle is enough: fill each missing entry from its transpose
-    lower_only = np.isnan(matrix) & ~np.isnan(matrix.T)
-    matrix[lower_only] = matrix.T[lower_only]
+    from_transpose = np.isnan(matrix) & ~np.isnan(matrix.T)
+    matrix[from_transpose] = matrix.T[from_transpose]
     if np.isnan(matrix).any():
         gaps = [f"{cov_factors[a]}/{cov_factors[b]}"
                 for a, b in zip(*np.nonzero(np.isnan(matrix))) if a <= b]
@@ -527,8 +590,9 @@ def _long_cov(flat: FlatFile) -> tuple[np.ndarray, list[str]]:
 
 def _match_factors(path: Path, field_name: str, cov_factors: list[str],
                    factors: list[str]) -> None:
-    missing = [f for f in factors if f not in set(cov_factors)]
-    extra = [f for f in cov_factors if f not in set(factors)]
+    cov_set, exp_set = set(cov_factors), set(factors)
+    missing = [f for f in factors if f not in cov_set]
+    extra = [f for f in cov_factors if f not in exp_set]
     if missing or extra:
         parts = []
         if missing:
@@ -545,8 +609,9 @@ def _match_factors(path: Path, field_name: str, cov_factors: list[str],
         )
 
 
-def _check_symmetric_psd(path: Path, field_name: str, matrix: np.ndarray,
+def _check_symmetric_psd(path: Path, value_col: str | None, matrix: np.ndarray,
                          factors: list[str]) -> None:
+    """value_col names the field in long form; in square form the offending factor column."""
     diff = np.abs(matrix - matrix.T)
     scale = np.maximum(np.abs(matrix), np.abs(matrix.T))
     floor = 1e-300 + 1e-15 * float(np.max(np.abs(matrix), initial=0.0))
@@ -560,21 +625,22 @@ def _check_symmetric_psd(path: Path, field_name: str, matrix: np.ndarray,
         )
         raise DataError(
             f"the factor covariance is not symmetric ({len(pairs)} pair(s): {shown})",
-            file=path, field=field_name, ids=[f"{factors[a]}/{factors[b]}" for a, b in pairs],
+            file=path, field=value_col or factors[pairs[0][1]],
+            ids=[f"{factors[a]}/{factors[b]}" for a, b in pairs],
             fix="re-export the covariance; cov(i, j) must equal cov(j, i)",
         )
     sym = (matrix + matrix.T) / 2.0
-    eigenvalues, eigenvectors = np.linalg.eigh(sym)
     trace = float(np.trace(sym))
-    smallest = float(eigenvalues[0])
+    smallest = float(np.linalg.eigvalsh(sym)[0])
     if smallest < -PSD_TOL * abs(trace):
-        vec = eigenvectors[:, 0]
+        vec = np.linalg.eigh(sym)[1][:, 0]
         top = np.argsort(-np.abs(vec))[:5]
         raise DataError(
             f"the factor covariance is not positive semidefinite (smallest eigenvalue "
             f"{smallest:.6g} vs trace {trace:.6g}, decimal units); the factors weighing "
             "most in that direction are listed",
-            file=path, field=field_name, ids=[factors[i] for i in top],
+            file=path, field=value_col or factors[int(top[0])],
+            ids=[factors[i] for i in top],
             fix="re-export the covariance from Axioma unedited (check for a negative variance "
                 "or a wrongly scaled row/column)",
         )
@@ -603,7 +669,7 @@ def _read_specific_risk(path: Path, exp_id_col: str) -> tuple[pl.DataFrame, dict
                 field=spec_col, ids=ids.to_list(),
                 fix="specific risk is an annual volatility in percent and cannot be negative",
             )
-        idio = (vol / PERCENT) ** 2
+        idio = vol * vol / (PERCENT * PERCENT)  # exact for whole percents: 10 -> 0.01
         idio[~present[:, 0]] = np.nan
         frame = pl.DataFrame({
             "vendor_id": flat.data.get_column(id_col),
@@ -797,11 +863,12 @@ def _check_dates(metas: dict[Path, dict[str, str]]) -> None:
             if _norm(key) == "datadate" and value:
                 dates[path] = value
     if len(set(dates.values())) > 1:
+        reference = next(iter(dates.values()))  # the .exp date when it has one
+        odd = [p for p, d in dates.items() if d != reference]
         shown = ", ".join(f"{p.name}={d}" for p, d in dates.items())
-        first = next(iter(dates))
         raise DataError(
-            f"the files are for different dates ({shown})", file=first, field="#DataDate",
-            ids=[p.name for p in dates],
+            f"the files are for different dates ({shown})", file=odd[0], field="#DataDate",
+            ids=[p.name for p in odd],
             fix="use the .exp, .cov and .rsk files exported for the same date",
         )
 

@@ -108,11 +108,15 @@ def _cast_column(frame: pl.DataFrame, col: Column, spec: TableSpec, path: Path) 
     if failed.any():
         rows = frame.filter(failed)
         ids = rows.get_column(key).cast(pl.String).to_list() if key in rows.columns else []
-        examples = sample_ids(rows.get_column(col.name).cast(pl.String).to_list(), 3)
+        examples = sample_ids([repr(v) for v in rows.get_column(col.name).to_list()], 3)
         raise DataError(
             f"column '{col.name}' has values that are not {target} (e.g. {examples})",
             file=path, field=col.name, ids=ids, fix=_type_fix(col))
     return out.alias(col.name)
+
+
+def _falses(n: int) -> pl.Series:
+    return pl.Series("mask", [False] * n, dtype=pl.Boolean)
 
 
 def _read_file(spec: TableSpec, path: Path) -> pl.DataFrame:
@@ -179,7 +183,11 @@ def read_table(spec: TableSpec, path: Path | None) -> tuple[LoadedTable, Diagnos
                             ids=[f"row {r}" for r in rows],
                             fix=f"fill '{k}' on every row or remove those rows")
 
-    bad = pl.Series([False] * frame.height)
+    if frame.is_empty() and not spec.allow_empty:
+        raise DataError(f"the {spec.name} table has no rows", file=path,
+                        fix=f"re-export {spec.file_name}; it cannot be empty")
+
+    bad = _falses(frame.height)
     for col in spec.columns:
         if col.name in spec.key:
             continue
@@ -191,7 +199,7 @@ def read_table(spec: TableSpec, path: Path | None) -> tuple[LoadedTable, Diagnos
             problems.append((s.is_infinite().fill_null(False), Code.INVALID_VALUE,
                              f"{col.name} is infinite"))
         if col.dtype.is_numeric():
-            lo_bad = pl.Series([False] * frame.height)
+            lo_bad = _falses(frame.height)
             if col.min is not None:
                 lo_bad = lo_bad | (s < col.min).fill_null(False)
             if col.strictly_positive:

@@ -52,6 +52,7 @@ class TableSpec:
     key: tuple[str, ...]
     required: bool = True  # the file must exist
     instrument_column: str | None = "instrument_id"  # references instruments.instrument_id
+    allow_empty: bool = True  # False: a file with no rows is certainly a broken export
     extra: dict = field(default_factory=dict)
 
     @property
@@ -90,6 +91,7 @@ INSTRUMENTS = TableSpec(
         Column("beta", F64, required=False, nullable=True, min=-5.0, max=5.0),
     ),
     key=("instrument_id",),
+    allow_empty=False,
 )
 
 BASKETS = TableSpec(
@@ -118,6 +120,7 @@ FACTORS = TableSpec(
     ),
     key=("factor_set_name", "name"),
     instrument_column=None,
+    allow_empty=False,
 )
 
 FACTOR_COVARIANCE = TableSpec(
@@ -131,6 +134,7 @@ FACTOR_COVARIANCE = TableSpec(
     ),
     key=("factor_set_name", "factor_i", "factor_j"),
     instrument_column=None,
+    allow_empty=False,
 )
 
 RISK_MODEL = TableSpec(
@@ -144,6 +148,7 @@ RISK_MODEL = TableSpec(
         Column("factor_set_name", Str),
     ),
     key=("instrument_id",),
+    allow_empty=False,
 )
 
 LIQUIDITY = TableSpec(
@@ -263,6 +268,7 @@ FX_RATES = TableSpec(
     ),
     key=("currency",),
     instrument_column=None,
+    allow_empty=False,
 )
 
 BENCHMARK = TableSpec(
