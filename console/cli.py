@@ -51,6 +51,25 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bench.harness import bench_size, format_table
+
+    try:
+        sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
+    except ValueError:
+        raise SpoInputError(f"--sizes must be comma-separated integers, got {args.sizes!r}",
+                            field="--sizes", fix="e.g. --sizes 2000,15000") from None
+    rows = []
+    for size in sizes:
+        rows.append(bench_size(size, repeat=args.repeat))
+        if not args.json:
+            print(format_table(rows[-1:]).splitlines()[-1] if len(rows) > 1
+                  else format_table(rows), flush=True)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    return EXIT_OK
+
+
 def cmd_config_show(args: argparse.Namespace) -> int:
     print(_load_config(args).to_toml(), end="")
     return EXIT_OK
@@ -80,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=7)
     sample.add_argument("--out", required=True, help="output folder")
     sample.set_defaults(func=cmd_sample_data)
+
+    bench = sub.add_parser("bench", help="time each stage for generated books of given sizes")
+    bench.add_argument("--sizes", default="2000,15000", help="comma-separated sizes")
+    bench.add_argument("--repeat", type=int, default=3, help="runs per size (median reported)")
+    bench.add_argument("--json", action="store_true", help="print a JSON list of results")
+    bench.set_defaults(func=cmd_bench)
 
     config = sub.add_parser("config", help="config files")
     config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)

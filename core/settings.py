@@ -55,7 +55,8 @@ class ValidationConfig(_Strict):
 class RunConfig(_Strict):
     account: str = Field(default="DEMO", min_length=1)
     run_date: dt.date | None = Field(default=None, description="defaults to the as-of date")
-    as_of: dt.datetime | None = Field(default=None, description="defaults to now")
+    as_of: dt.datetime | None = Field(
+        default=None, description="defaults to now (to the sample's own time on the sample)")
     numeraire: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
     solver: SolverChoice = "auto"
     data: DataConfig = Field(default_factory=DataConfig)
@@ -85,6 +86,9 @@ class RunConfig(_Strict):
             return self.as_of
         if self.run_date is not None:
             return dt.datetime.combine(self.run_date, dt.time(23, 59, 59))
+        if self.data.dir is None:
+            from sample_data import SAMPLE_AS_OF
+            return SAMPLE_AS_OF
         return dt.datetime.now()
 
     def effective_run_date(self) -> dt.date:

@@ -315,8 +315,9 @@ class _Builder:
             self.flag(df, missing, Severity.WARNING, code, table,
                       f"no {table} row; using the highest rates of its type")
             df = df.with_columns(
-                [pl.col(c).fill_null(pl.col(c).max().over("type")).fill_null(
-                    1.0 if table == "margin_model" else 0.0) for c in cols]
+                [pl.when(pl.col("is_cash")).then(0.0).otherwise(
+                    pl.col(c).fill_null(pl.col(c).max().over("type"))
+                    .fill_null(1.0 if table == "margin_model" else 0.0)).alias(c) for c in cols]
                 + [pl.col(has).fill_null(False)])
         return df.with_columns(pl.col("dividend_yield").fill_null(0.0),
                                pl.col("has_liquidity").fill_null(False))

@@ -300,3 +300,13 @@ def test_intraday_reload_reports_changes(tmp_path):
     assert by_id["AAA"]["notional_change"] == pytest.approx(50_000.0)
     assert by_id["BBB"]["price_after"] == 51.0 and by_id["BBB"]["shares_change"] == 0
     assert state.universe.summary["nav"] == pytest.approx(NAV + 50_000 - 2_000)
+
+
+def test_cash_carries_no_margin_or_cost(tmp_path):
+    uni = build(tmp_path)
+    cash = uni.frame.filter(pl.col("is_cash"))
+    assert cash.height == 2 and not cash.get_column("tradable").any()
+    for c in ("margin_initial", "haircut_exposure", "linear_cost_bps", "initial_margin"):
+        assert cash.get_column(c).to_list() == [0.0, 0.0], c
+    expected = 100_000 * 0.3 + 100_000 * 0.5 + 11_000 * 0.3 + 3_006 * 0.2 + 150_000 * 0.08
+    assert uni.summary["margin_initial"] == pytest.approx(expected)

@@ -25,9 +25,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from sample_data import SAMPLE_AS_OF
+
 from core.data.schemas import TABLES
 
-AS_OF = datetime(2026, 11, 20, 15, 30, 0)  # naive, treat as UTC
+AS_OF: datetime = SAMPLE_AS_OF  # naive, treat as UTC
 RUN_DATE: date = AS_OF.date()
 STALE_PRICE_TIME = AS_OF - timedelta(days=2)
 N_STALE_PRICES = 3
