@@ -10,7 +10,8 @@ An Axioma flat-file model is a set of pipe-delimited text files sharing one stem
 - ``<name>.att``  optional factor attributes: factor name and factor type.
 
 Header lines start with '#'. ``#Columns: a|b|c`` names the columns; every other header line
-(``#DataDate:``, ``#Type:``, ``#Unit:`` ...) is metadata.
+(``#DataDate:``, ``#Type:``, ``#Unit:`` ...) is metadata; the .exp, .cov and .rsk files
+must not carry different ``#DataDate`` values.
 
 ``read_axioma`` converts them to the spo tables (schemas.RISK_MODEL, FACTORS,
 FACTOR_COVARIANCE) in decimal units: covariance / 10,000 and idio_variance = (risk / 100)^2.
@@ -383,13 +384,16 @@ def _numeric(
     return values, present
 
 
+def _lines(numbers: Sequence[int]) -> str:
+    return f"line {numbers[0]}" if len(numbers) == 1 else f"lines {sample_ids(numbers)}"
+
+
 def _check_ids(flat: FlatFile, id_col: str, what: str) -> None:
     ids = flat.data.get_column(id_col)
     if ids.null_count():
         lines = [flat.line_numbers[i] for i in ids.is_null().arg_true().to_list()]
         raise DataError(
-            f"{len(lines)} row(s) have an empty {what} (line(s) "
-            f"{sample_ids(lines)})",
+            f"{len(lines)} row(s) have an empty {what} ({_lines(lines)})",
             file=flat.path, field=id_col,
             fix=f"fill in the {what} on every row or delete those rows",
         )
@@ -544,7 +548,7 @@ def _long_cov(flat: FlatFile) -> tuple[np.ndarray, list[str]]:
         if data.get_column(col).null_count():
             lines = [flat.line_numbers[i] for i in data.get_column(col).is_null().arg_true()]
             raise DataError(
-                f"{len(lines)} row(s) have an empty factor name (line(s) {sample_ids(lines)})",
+                f"{len(lines)} row(s) have an empty factor name ({_lines(lines)})",
                 file=flat.path, field=col, fix="fill in both factor names on every row",
             )
     labels = pl.concat_str([pl.col(col_i), pl.lit("/"), pl.col(col_j)])
