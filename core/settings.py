@@ -17,6 +17,7 @@ from typing import Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from core.constraints.spec import ConstraintSpec
 from core.data.schemas import TABLES
 from core.errors import ConfigError
 
@@ -52,6 +53,46 @@ class ValidationConfig(_Strict):
                                      description="futures this close to expiry are flagged")
 
 
+ObjectiveMode = Literal["utility", "min_total_risk", "min_factor_risk", "target_exposures"]
+
+
+class CostSettings(_Strict):
+    """Which cost terms enter the objective. All are in the numeraire, over the horizon."""
+
+    linear: bool = Field(default=True, description="half spread + commission on |trade|")
+    impact: bool = Field(default=True, description="market impact: 3/2-power, or the curve")
+    impact_curve: bool = Field(default=True, description="use impact_curve points where given")
+    borrow: bool = Field(default=True, description="borrow fee on short notional")
+    financing: bool = Field(default=True, description="financing on long notional")
+    dividends: bool = Field(default=True, description="dividends received long, paid short")
+    scale: float = Field(default=1.0, ge=0, description="multiplier on all trading costs")
+
+
+class OptimizationSettings(_Strict):
+    """How the objective is formed (platform spec section 10; seed 004 objectives).
+
+    One period of `horizon_days`: alpha is scaled to it, annual risk and carry are scaled
+    by horizon_days / 252, trading costs are paid once. Utility is in fractions of NAV.
+    """
+
+    objective: ObjectiveMode = "utility"
+    relative_to_benchmark: bool = Field(
+        default=False, description="risk and exposures active against the benchmark")
+    risk_aversion: float = Field(default=2.0, ge=0, description="lambda on horizon variance")
+    use_alpha: bool = True
+    alpha_scale: float = Field(default=1.0, ge=0)
+    horizon_days: int = Field(default=20, ge=1, le=2520)
+    risk_terms: Literal["full", "factor", "idio"] = Field(
+        default="full", description="full model, factor risk only, or specific risk only")
+    factor_targets: dict[str, float] = Field(
+        default_factory=dict, description="target exposures for objective=target_exposures")
+    factor_target_weights: dict[str, float] = Field(
+        default_factory=dict, description="weight per targeted factor (default 1)")
+    costs: CostSettings = Field(default_factory=CostSettings)
+    time_limit_s: float = Field(default=30.0, gt=0)
+    representation: Literal["shares", "notional", "weights"] = "shares"
+
+
 class RunConfig(_Strict):
     account: str = Field(default="DEMO", min_length=1)
     run_date: dt.date | None = Field(default=None, description="defaults to the as-of date")
@@ -61,6 +102,9 @@ class RunConfig(_Strict):
     solver: SolverChoice = "auto"
     data: DataConfig = Field(default_factory=DataConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    optimization: OptimizationSettings = Field(default_factory=OptimizationSettings)
+    constraints: list[ConstraintSpec] = Field(
+        default_factory=list, description="[[constraints]] tables; see core/constraints")
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
@@ -124,7 +168,16 @@ class RunConfig(_Strict):
         return cls.from_dict(data, source=str(path), base_dir=path.resolve().parent)
 
     def to_toml(self) -> str:
-        return tomli_w.dumps(self.model_dump(mode="json", exclude_none=True))
+        data = self.model_dump(mode="json", exclude_none=True)
+        # A constraint is written with only what differs from the defaults, so a trader
+        # reading the file sees `kind`, the bounds and the unit, not fifteen keys per row.
+        data["constraints"] = [
+            {"kind": c.kind, **c.model_dump(mode="json", exclude_none=True,
+                                            exclude_defaults=True)}
+            for c in self.constraints]
+        if not data["constraints"]:
+            del data["constraints"]
+        return tomli_w.dumps(data)
 
     def save(self, path: str | Path) -> Path:
         """Write atomically: a crash mid-write never leaves a half-written config."""

@@ -54,6 +54,7 @@ class Universe:
     as_of: dt.datetime
     run_date: dt.date
     summary: dict[str, float] = field(default_factory=dict)
+    impact_curves: pl.DataFrame | None = None  # instrument_id, trade_size, percent_impact
 
     @property
     def nav(self) -> float:
@@ -297,7 +298,8 @@ class _Builder:
         }
         return Universe(frame=df, diagnostics=self.diags.frame(), numeraire=numeraire, fx=fx,
                         factor_model=model, loadings=loadings, baskets=baskets, as_of=self.as_of,
-                        run_date=self.run_date, summary=summary)
+                        run_date=self.run_date, summary=summary,
+                        impact_curves=self.ds.frame("impact_curve"))
 
     def _impute(self, df: pl.DataFrame, not_cash: pl.Expr) -> pl.DataFrame:
         """Missing costs and margin get the most expensive rate of the instrument's type.
