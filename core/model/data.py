@@ -141,7 +141,8 @@ def problem_data(uni: Universe, settings: OptimizationSettings,
     non_cash = ~frame.get_column("is_cash").to_numpy()
     held = frame.get_column("position_notional").to_numpy() != 0
     in_bench = frame.get_column("benchmark_weight").to_numpy() != 0
-    fixed_mask = non_cash & ~tradable & (held | (in_bench & settings.relative_to_benchmark))
+    # Benchmark names stay in even for absolute runs: tracking error is always active.
+    fixed_mask = non_cash & ~tradable & (held | in_bench)
     t = _side(frame, tradable, uni, nav, group_columns)
     f = _side(frame, fixed_mask, uni, nav, group_columns)
     sub = frame[t.rows]

@@ -1,0 +1,340 @@
+"""Build the conic program of docs/formulation.md from ProblemData and constraint blocks.
+
+Variables (all in fractions of NAV): h post-trade positions, l/s long and short legs
+(h = l - s), u >= |h - h0| trade sizes, g post-trade gross (when a concentration limit
+needs it), x factor exposures on the run's e (K of them: the N x N covariance is never
+formed), r the variance epigraph, t impact epigraphs, v soft or elastic violations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from core.constraints.normalize import ConstraintBlock, fixed_exposures
+from core.model.builder import ModelBuilder, coo
+from core.model.data import ProblemData
+from core.model.program import ConicProgram, RowBlock
+from core.settings import OptimizationSettings
+
+POWER_ALPHA = 2.0 / 3.0  # t^(2/3) * 1^(1/3) >= |m|  <=>  t >= |m|^(3/2)
+
+
+@dataclass
+class Violation:
+    name: str
+    side: str
+    var: np.ndarray  # variable indices, one per row of the block
+    scale: np.ndarray  # model units per constraint unit
+
+
+@dataclass
+class Model:
+    data: ProblemData
+    settings: OptimizationSettings
+    program: ConicProgram
+    var: dict[str, np.ndarray]
+    constraint_rows: dict[str, dict[str, RowBlock]]
+    violations: list[Violation]
+    blocks: list[ConstraintBlock]
+    elastic: bool = False
+    risk_root: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+
+
+def risk_root(cov: np.ndarray) -> np.ndarray:
+    """R with R'R = cov, so x'cov x = ||R x||^2. Eigen-based: a singular cov is fine."""
+    w, q = np.linalg.eigh((cov + cov.T) / 2)
+    w = np.clip(w, 0.0, None)
+    keep = w > w.max(initial=0.0) * 1e-14
+    return (np.sqrt(w[keep])[:, None] * q[:, keep].T)
+
+
+class _Build:
+    def __init__(self, data: ProblemData, settings: OptimizationSettings,
+                 blocks: list[ConstraintBlock], elastic: bool, impact_cone: str) -> None:
+        self.d = data
+        self.st = settings
+        self.blocks = blocks
+        self.elastic = elastic
+        self.mb = ModelBuilder()
+        self.var: dict[str, np.ndarray] = {}
+        self.rows: dict[str, dict[str, RowBlock]] = {}
+        self.violations: list[Violation] = []
+        self.relative = settings.relative_to_benchmark
+        self.R = risk_root(data.factor_cov) if data.k else np.zeros((0, 0))
+        self.impact_cone = impact_cone
+
+    # --- core variables ------------------------------------------------------------------
+
+    def core(self) -> None:
+        d, mb = self.d, self.mb
+        n = d.n
+        h = self.var["h"] = mb.variables("h", n)
+        l = self.var["l"] = mb.variables("l", n)
+        s = self.var["s"] = mb.variables("s", n)
+        u = self.var["u"] = mb.variables("u", n)
+        i = np.arange(n)
+        mb.add_rows("legs", "definition", "zero", n,
+                    [coo(i, h, 1.0), coo(i, l, -1.0), coo(i, s, 1.0)], 0.0)
+        mb.add_rows("legs_nonneg", "bound", "nonneg", 2 * n,
+                    [coo(i, l, -1.0), coo(i + n, s, -1.0)], 0.0)
+        h0 = d.tradable.h0
+        mb.add_rows("trade_size", "definition", "nonneg", 2 * n,
+                    [coo(i, h, 1.0), coo(i, u, -1.0), coo(i + n, h, -1.0), coo(i + n, u, -1.0)],
+                    np.concatenate([h0, -h0]))
+        if any(b.transform == "concentration" for b in self.blocks):
+            g = self.var["g"] = mb.variables("g", 1)
+            mb.add_rows("gross", "definition", "zero", 1,
+                        [coo([0], g, 1.0), coo(np.zeros(n), l, -1.0), coo(np.zeros(n), s, -1.0)],
+                        float(np.abs(d.fixed.h0).sum()))
+        if d.k:
+            x = self.var["x"] = mb.variables("x", d.k)
+            B = d.tradable.loadings.T.tocoo()  # K x n
+            mb.add_rows("factor_exposure_definition", "definition", "zero", d.k,
+                        [coo(np.arange(d.k), x, 1.0), coo(B.row, h[B.col], -B.data)],
+                        fixed_exposures(d, self.relative))
+
+    # --- risk ------------------------------------------------------------------------------
+
+    def _risk_entries(self, offset: int, factor: bool, idio: bool, active: bool):
+        """COO entries and b for rows w (starting at `offset`) with ||w||^2 = variance."""
+        d = self.d
+        t, f = d.tradable, d.fixed
+        entries, b = [], []
+        row = offset
+        if factor and d.k:
+            R = self.R
+            rr, cc = np.nonzero(R)
+            entries.append(coo(rr + row, self.var["x"][cc], -R[rr, cc]))
+            shift = np.zeros(R.shape[0])
+            if active and not self.relative:
+                x_bench = np.asarray(t.loadings.T @ t.bench).ravel() + np.asarray(
+                    f.loadings.T @ f.bench).ravel()
+                shift = -R @ x_bench
+            b.append(shift)
+            row += R.shape[0]
+        if idio:
+            use_bench = active or self.relative
+            sq = np.sqrt(t.idio)
+            nz = np.flatnonzero(sq)
+            entries.append(coo(row + np.arange(len(nz)), self.var["h"][nz], -sq[nz]))
+            b.append(-sq[nz] * t.bench[nz] if use_bench else np.zeros(len(nz)))
+            row += len(nz)
+            ef = f.h0 - f.bench if use_bench else f.h0
+            const = float(np.sqrt(f.idio @ ef**2))
+            if const > 0:
+                b.append(np.array([const]))
+                row += 1
+        return entries, (np.concatenate(b) if b else np.zeros(0)), row - offset
+
+    def variance_epigraph(self, name: str, factor: bool, idio: bool) -> np.ndarray:
+        """r >= ||w||^2 as a rotated cone: ||((1 - r)/2, w)|| <= (1 + r)/2."""
+        r = self.mb.variables(name, 1)
+        entries, b, m = self._risk_entries(2, factor, idio, active=False)
+        entries = [coo([0, 1], [r[0], r[0]], [-0.5, 0.5])] + entries
+        self.mb.add_rows(name, "risk", "soc", m + 2, entries, np.concatenate([[0.5, 0.5], b]))
+        return r
+
+    # --- costs -----------------------------------------------------------------------------
+
+    def costs(self) -> None:
+        d, mb, v = self.d, self.mb, self.var
+        mb.cost(v["u"], d.linear_cost)
+        imp = np.flatnonzero(d.impact > 0)
+        if len(imp):
+            self._impact(imp)
+        if d.curves:
+            tc = v["t_curve"] = mb.variables("t_curve", len(d.curves))
+            rows, cols, vals, b = [], [], [], []
+            r = 0
+            for c, curve in enumerate(d.curves):
+                for a, slope in zip(curve.intercepts, curve.slopes):
+                    rows += [r, r]
+                    cols += [v["u"][curve.index], tc[c]]
+                    vals += [slope, -1.0]
+                    b.append(-a)
+                    r += 1
+            mb.add_rows("impact_curve", "cost", "nonneg", r, [coo(rows, cols, vals)],
+                        np.array(b))
+            mb.cost(tc, 1.0)
+        hs = d.horizon_scale
+        mb.cost(v["l"], hs * d.financing)
+        mb.cost(v["s"], hs * d.borrow)
+        mb.cost(v["h"], -hs * d.dividend)
+
+    def _impact(self, imp: np.ndarray) -> None:
+        """k |m|^1.5 for each name, with t >= u^1.5 / sqrt(w) and cost k sqrt(w) t.
+
+        w is a typical trade size for the name (its position, or 1/n of NAV): with w = 1 a
+        book of 15,000 names has t ~ 1e-6 and no interior-point method converges.
+        `impact_cone = "power"` writes (t, w, u) in the 3-d power cone t^2/3 w^1/3 >= u;
+        `"soc"` (the default) uses the exact equivalent u^2 <= t q, q^2 <= u w with two 3-d
+        second-order cones, which are symmetric cones and solve robustly at any size.
+        """
+        d, mb, v = self.d, self.mb, self.var
+        m = len(imp)
+        w = np.maximum(np.abs(d.tradable.h0[imp]), 1.0 / max(d.n, 1))
+        t = v["t_impact"] = mb.variables("t_impact", m)
+        u = v["u"][imp]
+        j = np.arange(m)
+        if self.impact_cone == "power":
+            mb.add_rows("impact", "cost", "power", 3 * m,
+                        [coo(3 * j, t, -1.0), coo(3 * j + 2, u, -1.0)],
+                        np.column_stack([np.zeros(m), w, np.zeros(m)]).ravel(),
+                        labels=d.tradable.ids[imp], alpha=POWER_ALPHA)
+        else:
+            q = v["q_impact"] = mb.variables("q_impact", m)
+            r = 6 * j
+            # ||(2u, t - q)|| <= t + q   and   ||(2q, u - w)|| <= u + w
+            entries = [coo(r, t, -1.0), coo(r, q, -1.0), coo(r + 1, t, -1.0),
+                       coo(r + 1, q, 1.0), coo(r + 2, u, -2.0),
+                       coo(r + 3, u, -1.0), coo(r + 4, u, -1.0), coo(r + 5, q, -2.0)]
+            b = np.zeros(6 * m)
+            b[r + 3] = w
+            b[r + 4] = -w
+            mb.add_rows("impact", "cost", "soc", 6 * m, entries, b,
+                        labels=np.repeat(d.tradable.ids[imp], 6), cone_dims=[3] * (2 * m))
+        mb.cost(t, d.impact[imp] * np.sqrt(w))
+
+    # --- objective -------------------------------------------------------------------------
+
+    def objective(self) -> None:
+        st, d, mb = self.st, self.d, self.mb
+        mode = st.objective
+        hs = d.horizon_scale
+        factor = st.risk_terms in ("full", "factor")
+        idio = st.risk_terms in ("full", "idio")
+        if mode == "utility":
+            mb.cost(self.var["h"], -d.alpha)
+            if st.risk_aversion > 0:
+                r = self.variance_epigraph("variance", factor, idio)
+                mb.cost(r, st.risk_aversion * hs)
+        elif mode == "min_total_risk":
+            mb.cost(self.variance_epigraph("variance", factor, idio), hs)
+        elif mode == "min_factor_risk":
+            mb.cost(self.variance_epigraph("variance", True, False), hs)
+        elif mode == "target_exposures":
+            names = list(d.factor_names)
+            unknown = sorted(set(st.factor_targets) - set(names))
+            if unknown or not st.factor_targets:
+                from core.errors import ConfigError
+                raise ConfigError(
+                    f"objective target_exposures: unknown factor(s) {', '.join(unknown)}"
+                    if unknown else "objective target_exposures needs factor_targets",
+                    field="optimization.factor_targets",
+                    fix="set [optimization.factor_targets] with factor names from the model")
+            idx = np.array([names.index(k) for k in st.factor_targets])
+            target = np.array(list(st.factor_targets.values()))
+            w = np.sqrt(np.array([st.factor_target_weights.get(k, 1.0)
+                                  for k in st.factor_targets]))
+            q = mb.variables("target_distance", 1)
+            m = len(idx)
+            mb.add_rows("target_distance", "risk", "soc", m + 2,
+                        [coo([0, 1], [q[0], q[0]], [-0.5, 0.5]),
+                         coo(2 + np.arange(m), self.var["x"][idx], -w)],
+                        np.concatenate([[0.5, 0.5], -w * target]))
+            mb.cost(q, 1.0)
+
+    # --- constraints -----------------------------------------------------------------------
+
+    def _columns(self, block: ConstraintBlock) -> list[tuple[np.ndarray, float]]:
+        tr, v = block.transform, self.var
+        return {"linear": [(v["h"], 1.0)], "abs": [(v["l"], 1.0), (v["s"], 1.0)],
+                "abs_trade": [(v["u"], 1.0)], "pos": [(v["l"], 1.0)], "neg": [(v["s"], 1.0)],
+                "factor": [(v.get("x"), 1.0)]}[tr]
+
+    def _violation(self, block: ConstraintBlock, side: str, m: int) -> np.ndarray | None:
+        if not (block.spec.soft or self.elastic):
+            return None
+        viol = self.mb.variables(f"v:{block.spec.name}:{side}", m)
+        self.mb.add_rows(f"v:{block.spec.name}:{side}", "bound", "nonneg", m,
+                         [coo(np.arange(m), viol, -1.0)], 0.0)
+        if self.elastic:
+            self.mb.cost(viol, block.spec.priority)
+        else:
+            self.mb.cost(viol, block.spec.penalty * 1e-4 / block.scale)
+        self.violations.append(Violation(block.spec.name, side, viol, block.scale))
+        return viol
+
+    def constraint(self, block: ConstraintBlock) -> None:
+        name = block.spec.name
+        self.rows[name] = {}
+        if block.rows == 0:
+            return
+        if block.transform in ("risk", "factor_risk", "tracking"):
+            self._risk_limit(block)
+            return
+        if block.transform == "concentration":
+            self._concentration(block)
+            return
+        S = block.S.tocoo()
+        for side, bound, sign in (("upper", block.hi, 1.0), ("lower", block.lo, -1.0)):
+            rows = np.flatnonzero(~np.isnan(bound))
+            if not len(rows):
+                continue
+            local = np.full(block.rows, -1)
+            local[rows] = np.arange(len(rows))
+            keep = local[S.row] >= 0
+            entries = [coo(local[S.row[keep]], cols[S.col[keep]], sign * coef * S.data[keep])
+                       for cols, coef in self._columns(block)]
+            sub = _sub(block, rows)
+            viol = self._violation(sub, side, len(rows))
+            if viol is not None:
+                entries.append(coo(np.arange(len(rows)), viol, -1.0))
+            b = sign * (bound[rows] - block.const[rows])
+            self.rows[name][side] = self.mb.add_rows(
+                name, "constraint", "nonneg", len(rows), entries, b,
+                labels=block.labels[rows], side=side, scale=block.scale[rows])
+
+    def _concentration(self, block: ConstraintBlock) -> None:
+        """|h_i| <= c G, written as l_i + s_i - c g <= 0."""
+        S = block.S.tocoo()
+        m = block.rows
+        entries = [coo(S.row, self.var["l"][S.col], 1.0), coo(S.row, self.var["s"][S.col], 1.0),
+                   coo(np.arange(m), np.full(m, self.var["g"][0]), -block.hi)]
+        viol = self._violation(block, "upper", m)
+        if viol is not None:
+            entries.append(coo(np.arange(m), viol, -1.0))
+        self.rows[block.spec.name]["upper"] = self.mb.add_rows(
+            block.spec.name, "constraint", "nonneg", m, entries, 0.0, labels=block.labels,
+            side="upper", scale=block.scale)
+
+    def _risk_limit(self, block: ConstraintBlock) -> None:
+        st = self.st
+        tr = block.transform
+        factor = tr == "factor_risk" or st.risk_terms in ("full", "factor")
+        idio = tr != "factor_risk" and st.risk_terms in ("full", "idio")
+        entries, b, m = self._risk_entries(1, factor, idio, active=(tr == "tracking"))
+        viol = self._violation(block, "upper", 1)
+        if viol is not None:
+            entries.append(coo([0], viol, -1.0))
+        self.rows[block.spec.name]["upper"] = self.mb.add_rows(
+            block.spec.name, "constraint", "soc", m + 1, entries,
+            np.concatenate([[block.hi[0]], b]), labels=np.array([""] * (m + 1), dtype=object),
+            side="upper", scale=block.scale)
+
+    def run(self) -> Model:
+        self.core()
+        if not self.elastic:
+            self.costs()
+            self.objective()
+        for block in self.blocks:
+            self.constraint(block)
+        program = self.mb.program()
+        return Model(self.d, self.st, program, self.var, self.rows, self.violations,
+                     self.blocks, self.elastic, self.R)
+
+
+def _sub(block: ConstraintBlock, rows: np.ndarray) -> ConstraintBlock:
+    return ConstraintBlock(block.spec, block.transform, block.labels[rows], block.S[rows],
+                           block.const[rows], block.lo[rows], block.hi[rows], block.scale[rows])
+
+
+def build_model(data: ProblemData, blocks: list[ConstraintBlock],
+                settings: OptimizationSettings, elastic: bool = False,
+                impact_cone: str = "soc") -> Model:
+    """The program for the problem; with elastic=True, the phase that measures how far
+    each hard constraint must move for the problem to become feasible."""
+    return _Build(data, settings, blocks, elastic, impact_cone).run()
