@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/spo data validate
+	$(BIN)/spo solve
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

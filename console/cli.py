@@ -39,6 +39,41 @@ def cmd_data_validate(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if error_count(state.universe.diagnostics) else EXIT_OK
 
 
+EXIT_INFEASIBLE, EXIT_NO_SOLUTION = 2, 3
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    from console.report import print_solve
+    from console.state import AppState
+    from core.outputs import run_document, write_outputs
+    from core.results import optimize
+    from core.settings import RunConfig
+    from sample_data import SAMPLE_DIR
+
+    if args.config:
+        cfg = _load_config(args)
+    else:
+        cfg = RunConfig.load(SAMPLE_DIR / "scenarios" / "default.toml")
+        if args.data:
+            cfg.data.dir = Path(args.data).resolve()
+        if args.numeraire:
+            cfg.numeraire = args.numeraire.upper()
+    if args.solver:
+        cfg.solver = args.solver
+    state = AppState(cfg)
+    state.load()
+    result = optimize(state.universe, cfg.constraints, cfg.optimization, solver=cfg.solver)
+    files = write_outputs(result, Path(args.out))
+    if args.json:
+        print(json.dumps(run_document(result) | {"files": {k: str(v) for k, v in files.items()}},
+                         indent=2, default=str))
+    else:
+        print_solve(result, files, state)
+    if result.ok:
+        return EXIT_OK
+    return EXIT_INFEASIBLE if result.status == "infeasible" else EXIT_NO_SOLUTION
+
+
 def cmd_sample_data(args: argparse.Namespace) -> int:
     from core.data.sample import generate, write_tables
 
@@ -93,6 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--limit", type=int, default=20,
                           help="diagnostic rows to print (default 20; --json prints all)")
     validate.set_defaults(func=cmd_data_validate)
+
+    solve = sub.add_parser("solve", help="optimize and write orders, trades, diagnostics")
+    common(solve)
+    solve.add_argument("--solver", choices=["auto", "clarabel", "mosek"],
+                       help="override the config's solver")
+    solve.add_argument("--out", default="out", help="output folder (default: out)")
+    solve.add_argument("--json", action="store_true", help="print run.json to stdout")
+    solve.set_defaults(func=cmd_solve)
 
     sample = sub.add_parser("sample-data", help="generate a deterministic sample data set")
     sample.add_argument("--size", type=int, default=2000, help="number of instruments")

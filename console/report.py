@@ -6,6 +6,7 @@ from typing import Any
 
 import polars as pl
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from console.state import AppState
@@ -77,8 +78,8 @@ def print_validation(report: dict[str, Any], limit: int = 20,
         for col in ("severity", "code", "instrument", "table", "message"):
             detail.add_column(col, overflow="fold")
         for d in rows:
-            detail.add_row(_sev(d["severity"]), d["code"], d["instrument_id"] or "",
-                           d["table"], d["message"])
+            detail.add_row(_sev(d["severity"]), d["code"], escape(d["instrument_id"] or ""),
+                           d["table"], escape(d["message"]))
         console.print(detail)
         rest = len(report["diagnostics"]) - len(rows)
         if rest > 0:
@@ -92,5 +93,63 @@ def _sev(severity: str) -> str:
     return {"error": "[red]error[/]", "warning": "[yellow]warning[/]"}.get(severity, severity)
 
 
-def diagnostics_frame(report: dict[str, Any]) -> pl.DataFrame:
-    return pl.DataFrame(report["diagnostics"])
+
+def print_solve(result, files: dict, state: AppState, console: Console | None = None,
+                top: int = 10) -> None:
+    """The terminal report of `spo solve`: what came out, and why."""
+    console = console or Console(highlight=False)
+    s = result.summary
+    ccy = s["numeraire"]
+    console.print(f"[bold]spo solve[/]  run {state.run_id}  account {state.config.account}  "
+                  f"NAV {s['nav']:,.0f} {ccy}")
+    console.print(f"solver: {result.solver_reason}; status [bold]{result.status}[/] "
+                  f"in {s['iterations']} iterations, "
+                  + ", ".join(f"{k[:-2]} {v:.3f}s" for k, v in result.timings.items()))
+    for note in result.solved.notes:
+        console.print(f"[yellow]note[/]: {escape(note)}")
+    if not result.ok:
+        if result.relaxation is not None and result.relaxation.height:
+            console.print("[bold red]No portfolio satisfies every hard constraint.[/] "
+                          "The smallest relaxations that restore feasibility:")
+            for msg in result.relaxation.get_column("message").head(top):
+                console.print(f"  - {escape(msg)}")
+            if result.solved.conflicts:
+                console.print("Conflicting constraints: "
+                              + escape(", ".join(result.solved.conflicts)))
+        console.print(f"diagnostics: {files.get('diagnostics')}   run: {files.get('run')}")
+        return
+    rb, ra = s["risk"]["before"], s["risk"]["after"]
+    bb, ba = s["book"]["before"], s["book"]["after"]
+    t = Table(box=None, pad_edge=False, title="Post-trade", title_justify="left")
+    for c, j in (("", "left"), ("before", "right"), ("after", "right")):
+        t.add_column(c, justify=j)
+    t.add_row("utility", "", f"{s['utility_bp']:,.2f} bp")
+    t.add_row("alpha", f"{s['alpha_bp']['before']:,.1f} bp", f"{s['alpha_bp']['after']:,.1f} bp")
+    t.add_row("total risk", f"{rb['total_pct']:.2f}%", f"{ra['total_pct']:.2f}%")
+    t.add_row("  factor / specific", f"{rb['factor_pct']:.2f}% / {rb['idio_pct']:.2f}%",
+              f"{ra['factor_pct']:.2f}% / {ra['idio_pct']:.2f}%")
+    for k in ("gross_pct", "net_pct", "long_pct", "short_pct", "cash_pct"):
+        t.add_row(k[:-4], f"{bb[k]:.1f}%", f"{ba[k]:.1f}%")
+    t.add_row("positions", f"{bb['positions']:,}", f"{ba['positions']:,}")
+    console.print(t)
+    costs = ", ".join(f"{k} {v:,.2f}" for k, v in s["costs_bp"].items() if v)
+    console.print(f"trades {s['trades']:,} ({s['orders']:,} orders), turnover "
+                  f"{s['turnover_pct']:.1f}% NAV ({s['turnover']:,.0f} {ccy}); costs bp: {costs}; "
+                  f"max trade {s['liquidity']['max_trade_adv_days'] * 100:.1f}% ADV")
+    diag = result.diagnostics
+    binding = (diag.filter(pl.col("binding"))
+               .group_by("name", "unit", "dual_unit", maintain_order=True)
+               .agg(rows=pl.len(), dual=pl.col("dual").max(),
+                    label=pl.col("label").sort_by("dual", descending=True).first())
+               .sort("dual", descending=True).head(top))
+    if binding.height:
+        b = Table(box=None, pad_edge=False, title="Binding constraints (by shadow price)",
+                  title_justify="left")
+        for c, j in (("constraint", "left"), ("rows", "right"), ("top", "left"),
+                     ("shadow price", "right")):
+            b.add_column(c, justify=j)
+        for row in binding.iter_rows(named=True):
+            b.add_row(escape(row["name"]), str(row["rows"]), escape(row["label"] or ""),
+                      f"{row['dual']:.4g} {row['dual_unit']}")
+        console.print(b)
+    console.print("wrote " + escape(", ".join(str(p) for p in files.values())))

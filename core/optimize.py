@@ -183,14 +183,25 @@ def solve_problem(data: ProblemData, constraints: list[ConstraintSpec],
         diag = diagnostics(model, h, None, None)
         result = SolvedProblem(raw.status, float("nan"), h, data, model, raw, diag,
                                notes=notes, timings=timings, solver=raw.solver)
-        if raw.status == Status.INFEASIBLE:
-            result.conflicts = conflicts_from_certificate(model, raw.z)
+        # Interior-point solvers sometimes drift toward an infeasibility certificate without
+        # certifying it (NumericalError with a growing objective): the elastic phase then
+        # decides, and names the relaxations either way.
+        if raw.status in (Status.INFEASIBLE, Status.NUMERICAL_ERROR) and blocks:
+            if raw.status == Status.INFEASIBLE:
+                result.conflicts = conflicts_from_certificate(model, raw.z)
             t3 = time.perf_counter()
             elastic = build_model(data, blocks, settings, elastic=True)
             eraw = run_solver(elastic.program, solver, options)
             if eraw.status.has_solution:
-                result.relaxation = relaxation_report(elastic, eraw.x)
-                if not result.conflicts:
-                    result.conflicts = sorted(set(result.relaxation.get_column("name")))
+                report = relaxation_report(elastic, eraw.x)
+                if report.height:
+                    result.relaxation = report
+                    if raw.status == Status.NUMERICAL_ERROR:
+                        result.status = Status.INFEASIBLE
+                        result.notes.append(
+                            f"{raw.solver} stopped with a numerical error; the elastic "
+                            "re-solve shows the constraints cannot all hold")
+                    if not result.conflicts:
+                        result.conflicts = sorted(set(report.get_column("name")))
             timings["elastic_s"] = time.perf_counter() - t3
     return result

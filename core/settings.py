@@ -8,8 +8,6 @@ Relative paths in a config file are relative to that file, so a config travels w
 from __future__ import annotations
 
 import datetime as dt
-import os
-import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +15,7 @@ from typing import Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from core.atomic import atomic_write_text
 from core.constraints.spec import ConstraintSpec
 from core.data.schemas import TABLES
 from core.errors import ConfigError
@@ -185,17 +184,6 @@ class RunConfig(_Strict):
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, self.to_toml())
         return path
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _config_error(exc: ValidationError, source: str) -> ConfigError:

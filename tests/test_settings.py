@@ -111,12 +111,12 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     cfg = RunConfig(account="A")
     target = tmp_path / "c.toml"
     cfg.save(target)
-    import core.settings as settings_mod
+    import core.atomic as atomic_mod
 
     def boom(*_a, **_k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(settings_mod.os, "replace", boom)
+    monkeypatch.setattr(atomic_mod.os, "replace", boom)
     with pytest.raises(OSError):
         RunConfig(account="B").save(target)
     assert RunConfig.load(target).account == "A"

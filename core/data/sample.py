@@ -17,8 +17,6 @@ volatilities as annual decimals, fx rates in USD per unit of currency.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -27,6 +25,7 @@ import polars as pl
 
 from sample_data import SAMPLE_AS_OF
 
+from core.atomic import atomic_write
 from core.data.schemas import TABLES
 
 AS_OF: datetime = SAMPLE_AS_OF  # naive, treat as UTC
@@ -628,18 +627,6 @@ def _factor_covariance(rng: np.random.Generator) -> np.ndarray:
 def write_tables(tables: dict[str, pl.DataFrame], out_dir: Path) -> list[Path]:
     """Write `<name>.parquet` for each table into out_dir (created if needed), atomically."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    for name, frame in tables.items():
-        target = out_dir / f"{name}.parquet"
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".parquet.tmp", dir=out_dir)
-        os.close(fd)
-        try:
-            frame.write_parquet(tmp, compression="zstd")
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; these are shared data files
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        written.append(target)
-    return written
+    return [atomic_write(out_dir / f"{name}.parquet",
+                         lambda tmp, f=frame: f.write_parquet(tmp, compression="zstd"))
+            for name, frame in tables.items()]

@@ -1,0 +1,710 @@
+"""spo's optimization problem stated again, independently, in CVXPY.
+
+Written from docs/formulation.md (the specification) and the data contracts
+(core.model.data.ProblemData, core.constraints, core.settings) only -- not from spo's own
+model code -- so the tests can check that spo's conic model reaches the same optimum, and
+the benchmark can time a "CVXPY path" against spo's own.
+
+Units: every position, trade and money bound is a fraction of NAV (X). The numbers in
+ProblemData are final: cost switches and `costs.scale` are already applied by
+`core.model.data.problem_data`, alpha is already over the horizon (and zero unless
+`use_alpha` and the utility mode), so they are used here as they are.
+
+Besides the CVXPY model this module has a plain-numpy evaluator (`constraint_rows`,
+`objective_value`) that computes, for a given post-trade h, every constraint row's value in
+its own unit and the objective, used by the tests to check spo's diagnostics.
+
+Resolutions of points the formulation leaves open (see the report in the tests):
+- A soft constraint gets one violation variable per row (per instrument / group / factor),
+  shared by its lower and upper side; P sums penalty x 1e-4 x v over all rows.
+- A soft max_concentration (unit %gross) measures its violation in percent of NAV
+  (|h_i| <= hi/100 G + v/100): a violation in percent of the variable G is not convex.
+- total_risk and tracking_error use V as `risk_terms` defines it; factor_risk is FV.
+- target_exposures sums over the factors named in `factor_targets` only; a weight for a
+  factor without a target is ignored; unknown factor names raise ValueError.
+- Names with an impact curve pay the curve instead of the 3/2-power term.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cvxpy as cp
+import numpy as np
+import scipy.sparse as sp
+
+from core.constraints.catalogue import KINDS
+from core.constraints.spec import ConstraintSpec
+from core.model.data import ProblemData
+from core.settings import OptimizationSettings
+
+PENALTY_SCALE = 1e-4  # penalty is in bp of NAV per unit of violation
+
+# Bounds of these kinds are applied to sums over the legs l, s (h = l - s).
+LEG_KINDS = ("gross_exposure", "leverage", "long_market_value", "short_market_value",
+             "max_concentration")
+
+
+@dataclass
+class ReferenceResult:
+    status: str
+    objective: float  # maximize sense: utility including soft penalties
+    h: np.ndarray  # post-trade weights of the tradable instruments (data.tradable.ids)
+    solve_s: float
+    build_s: float
+    extra: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------
+# Selections and units (shared by the CVXPY model and the numpy evaluator)
+
+
+def _ids(arr) -> list[str]:
+    return [str(v) for v in arr]
+
+
+def instrument_selection(data: ProblemData, spec: ConstraintSpec) -> tuple[np.ndarray,
+                                                                            np.ndarray]:
+    """(indices into tradable, indices into fixed) that the instrument constraint names."""
+    if spec.instrument == "*":
+        return np.arange(data.tradable.n), np.zeros(0, dtype=int)
+    t = _ids(data.tradable.ids)
+    f = _ids(data.fixed.ids)
+    if spec.instrument in t:
+        return np.array([t.index(spec.instrument)]), np.zeros(0, dtype=int)
+    if spec.instrument in f:
+        return np.zeros(0, dtype=int), np.array([f.index(spec.instrument)])
+    raise ValueError(f"{spec.name}: unknown instrument '{spec.instrument}'")
+
+
+def _labels(side, col: str) -> np.ndarray:
+    lab = side.labels.get(col)
+    if lab is None:
+        return np.array([None] * side.n, dtype=object)
+    return np.asarray([str(v) for v in lab], dtype=object)
+
+
+def group_selection(data: ProblemData, spec: ConstraintSpec
+                    ) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], list[str]]:
+    """([(group value, tradable indices, fixed indices)], skipped group values)."""
+    col = spec.group_by
+    if col not in data.tradable.labels and col not in data.fixed.labels:
+        raise ValueError(f"{spec.name}: unknown group column '{col}'")
+    lt, lf = _labels(data.tradable, col), _labels(data.fixed, col)
+    values: list[str] = []
+    for v in list(lt) + list(lf):
+        if v is not None and v not in values:
+            values.append(v)
+    if spec.group != "*":
+        if spec.group not in values:
+            raise ValueError(f"{spec.name}: unknown group '{spec.group}' in '{col}'")
+        values = [spec.group]
+    groups, skipped = [], []
+    for v in values:
+        it = np.flatnonzero(lt == v) if len(lt) else np.zeros(0, dtype=int)
+        jf = np.flatnonzero(lf == v) if len(lf) else np.zeros(0, dtype=int)
+        if len(it) == 0:
+            skipped.append(v)
+            continue
+        groups.append((v, it, jf))
+    return groups, skipped
+
+
+def factor_selection(data: ProblemData, sel: str, what: str = "") -> np.ndarray:
+    names = list(data.factor_names)
+    if sel == "*":
+        return np.arange(len(names))
+    if sel.startswith("kind:"):
+        kind = sel[5:]
+        idx = np.flatnonzero(np.asarray(data.factor_kinds, dtype=object) == kind)
+        if len(idx) == 0:
+            raise ValueError(f"{what}: no factor of kind '{kind}'")
+        return idx
+    if sel not in names:
+        raise ValueError(f"{what}: unknown factor '{sel}'")
+    return np.array([names.index(sel)])
+
+
+def instrument_scale(data: ProblemData, unit: str, idx: np.ndarray) -> np.ndarray:
+    """Fraction of NAV per one unit of the bound, per selected tradable instrument."""
+    x = data.nav
+    if unit == "%NAV":
+        return np.full(len(idx), 0.01)
+    if unit == "notional":
+        return np.full(len(idx), 1.0 / x)
+    if unit == "shares":
+        return data.unit_value[idx] / x
+    if unit == "%ADV":
+        return data.adv[idx] / 100.0 / x
+    if unit == "ADV-days":
+        return data.adv[idx] / x
+    if unit == "%holding":
+        return np.abs(data.tradable.h0[idx]) / 100.0
+    raise ValueError(f"unit '{unit}' is not an instrument unit")
+
+
+def scalar_scale(data: ProblemData, unit: str) -> float:
+    """Fraction of NAV (or exposure / volatility) per one unit, for group and portfolio."""
+    return {"%NAV": 0.01, "notional": 1.0 / data.nav, "x": 1.0, "exposure": 1.0,
+            "%vol": 0.01}[unit]
+
+
+def _check_units(spec: ConstraintSpec) -> None:
+    kind = KINDS.get(spec.kind)
+    if kind is None:
+        raise ValueError(f"unknown constraint kind '{spec.kind}'")
+    if spec.unit not in kind.units:
+        raise ValueError(f"{spec.kind} does not take unit '{spec.unit}'")
+
+
+def _sqrt_cov(cov: np.ndarray) -> np.ndarray:
+    """R with R'R = cov (K x K), from the eigen-decomposition (works when singular)."""
+    cov = 0.5 * (np.asarray(cov, dtype=float) + np.asarray(cov, dtype=float).T)
+    w, q = np.linalg.eigh(cov)
+    if w.min() < -1e-10 * max(1.0, abs(w).max()):
+        raise ValueError("factor covariance is not positive semidefinite")
+    return np.sqrt(np.clip(w, 0.0, None))[:, None] * q.T
+
+
+# --------------------------------------------------------------------------------------
+# The CVXPY model
+
+
+class _Builder:
+    def __init__(self, data: ProblemData, settings: OptimizationSettings):
+        self.data, self.settings = data, settings
+        t, f = data.tradable, data.fixed
+        self.n = t.n
+        self.rel = settings.relative_to_benchmark
+        self.h = cp.Variable(self.n, name="h")
+        self.m = self.h - t.h0
+        self.R = _sqrt_cov(data.factor_cov)
+        self.BtT = sp.csr_matrix(t.loadings).T.tocsr()  # K x n
+        self.BfT = sp.csr_matrix(f.loadings).T.tocsr() if f.n else None
+        self.cons: list = []
+        self.penalty_terms: list = []
+        self._legs = None
+        self._abs_m = None
+        self._abs_h = None
+        self._risk: dict = {}
+
+    # -- building blocks
+    @property
+    def abs_m(self):
+        if self._abs_m is None:
+            self._abs_m = cp.abs(self.m)
+        return self._abs_m
+
+    @property
+    def abs_h(self):
+        if self._abs_h is None:
+            self._abs_h = cp.abs(self.h)
+        return self._abs_h
+
+    def legs(self):
+        if self._legs is None:
+            l = cp.Variable(self.n, nonneg=True, name="long_leg")
+            s = cp.Variable(self.n, nonneg=True, name="short_leg")
+            self.cons.append(self.h == l - s)
+            h0f = self.data.fixed.h0
+            lf = float(np.maximum(h0f, 0).sum())
+            sf = float(np.maximum(-h0f, 0).sum())
+            self._legs = (cp.sum(l) + lf, cp.sum(s) + sf)
+        return self._legs
+
+    def gross(self):
+        lmv, smv = self.legs()
+        return lmv + smv
+
+    def risk(self, relative: bool):
+        """(e_T expr, x expr, fixed idio variance constant) on h - b or h."""
+        key = bool(relative)
+        if key not in self._risk:
+            t, f = self.data.tradable, self.data.fixed
+            e = self.h - t.bench if relative else self.h
+            ef = (f.h0 - f.bench) if relative else f.h0
+            x = self.BtT @ e
+            if self.BfT is not None:
+                x = x + self.BfT @ ef
+            sv_f = float(np.sum(f.idio * ef ** 2)) if f.n else 0.0
+            self._risk[key] = (e, x, sv_f)
+        return self._risk[key]
+
+    def variance(self, relative: bool, terms: str):
+        e, x, sv_f = self.risk(relative)
+        fv = cp.sum_squares(self.R @ x)
+        sv = cp.sum_squares(cp.multiply(np.sqrt(self.data.tradable.idio), e)) + sv_f
+        return {"full": fv + sv, "factor": fv, "idio": sv}[terms]
+
+    def vol(self, relative: bool, terms: str):
+        """sqrt of the variance as a norm (second-order cone)."""
+        e, x, sv_f = self.risk(relative)
+        parts = []
+        if terms in ("full", "factor"):
+            parts.append(self.R @ x)
+        if terms in ("full", "idio"):
+            parts.append(cp.multiply(np.sqrt(self.data.tradable.idio), e))
+            if sv_f > 0:
+                parts.append(cp.Constant(np.array([np.sqrt(sv_f)])))
+        return cp.norm(cp.hstack(parts), 2)
+
+    def costs(self):
+        d = self.data
+        terms = []
+        if np.any(d.linear_cost != 0):
+            terms.append(d.linear_cost @ self.abs_m)
+        curve_idx = {c.index for c in d.curves}
+        k = d.impact.astype(float).copy()
+        if curve_idx:
+            k[list(curve_idx)] = 0.0
+        ii = np.flatnonzero(k != 0)
+        if len(ii):
+            terms.append(k[ii] @ cp.power(cp.abs(self.m[ii]), 1.5))
+        if d.curves:
+            idx = np.array([c.index for c in d.curves])
+            nseg = max(len(c.slopes) for c in d.curves)
+            A = np.zeros((len(d.curves), nseg))
+            B = np.zeros((len(d.curves), nseg))
+            for r, c in enumerate(d.curves):
+                a, b = np.asarray(c.intercepts, float), np.asarray(c.slopes, float)
+                if np.any(b < 0):
+                    raise ValueError(f"impact curve of instrument {idx[r]}: negative slope")
+                A[r, :len(a)], B[r, :len(b)] = a, b
+                A[r, len(a):], B[r, len(b):] = a[-1], b[-1]  # repeat the last segment
+            u = cp.abs(self.m[idx])
+            segs = [A[:, j] + cp.multiply(B[:, j], u) for j in range(nseg)]
+            terms.append(cp.sum(segs[0] if nseg == 1 else cp.maximum(*segs)))
+        hs = d.horizon_scale
+        if np.any(d.financing != 0):
+            terms.append(hs * (d.financing @ cp.pos(self.h)))
+        if np.any(d.borrow != 0):
+            terms.append(hs * (d.borrow @ cp.neg(self.h)))
+        if np.any(d.dividend != 0):
+            terms.append(-hs * (d.dividend @ self.h))
+        return cp.sum(cp.hstack(terms)) if terms else cp.Constant(0.0)
+
+    def objective(self):
+        s, d = self.settings, self.data
+        hs = d.horizon_scale
+        if s.objective == "utility":
+            core = d.alpha @ self.h
+            if s.risk_aversion != 0:
+                core = core - s.risk_aversion * hs * self.variance(self.rel, s.risk_terms)
+        elif s.objective == "min_total_risk":
+            core = -hs * self.variance(self.rel, s.risk_terms)
+        elif s.objective == "min_factor_risk":
+            core = -hs * self.variance(self.rel, "factor")
+        elif s.objective == "target_exposures":
+            _, x, _ = self.risk(self.rel)
+            unknown = [n for n in list(s.factor_targets) + list(s.factor_target_weights)
+                       if n not in d.factor_names]
+            if unknown:
+                raise ValueError(f"factor_targets: unknown factor(s) {unknown}")
+            names = list(s.factor_targets)
+            if names:
+                ks = np.array([d.factor_names.index(n) for n in names])
+                tgt = np.array([s.factor_targets[n] for n in names], dtype=float)
+                w = np.array([s.factor_target_weights.get(n, 1.0) for n in names], float)
+                if np.any(w < 0):
+                    raise ValueError("factor_target_weights must be >= 0")
+                core = -cp.sum_squares(cp.multiply(np.sqrt(w), x[ks] - tgt))
+            else:
+                core = cp.Constant(0.0)
+        else:
+            raise ValueError(f"unknown objective mode '{s.objective}'")
+        obj = core - self.costs()
+        if self.penalty_terms:
+            obj = obj - cp.sum(cp.hstack(self.penalty_terms))
+        return obj
+
+    # -- constraints
+    def bound(self, spec: ConstraintSpec, g, scale, lo, hi, rows: int):
+        """lo*scale <= g <= hi*scale (per row), softened by v >= 0 in the unit."""
+        scale = np.broadcast_to(np.asarray(scale, dtype=float), (rows,))
+        if spec.soft:
+            v = cp.Variable(rows, nonneg=True, name=f"viol[{spec.name}]")
+            sv = cp.multiply(scale, v)
+            if lo is not None:
+                self.cons.append(g >= lo * scale - sv)
+            if hi is not None:
+                self.cons.append(g <= hi * scale + sv)
+            self.penalty_terms.append(spec.penalty * PENALTY_SCALE * cp.sum(v))
+        else:
+            if lo is not None and hi is not None and lo == hi:
+                self.cons.append(g == lo * scale)
+                return
+            if lo is not None:
+                self.cons.append(g >= lo * scale)
+            if hi is not None:
+                self.cons.append(g <= hi * scale)
+
+    def add(self, spec: ConstraintSpec) -> None:
+        if not spec.enabled:
+            return
+        _check_units(spec)
+        scope = KINDS[spec.kind].scope
+        if scope == "instrument":
+            self._instrument(spec)
+        elif spec.kind == "factor_exposure":
+            _, x, _ = self.risk(self.rel)
+            ks = factor_selection(self.data, spec.factor, spec.name)
+            self.bound(spec, x[ks], 1.0, spec.lo, spec.hi, len(ks))
+        elif scope == "group":
+            self._group(spec)
+        else:
+            self._portfolio(spec)
+
+    def _instrument(self, spec: ConstraintSpec) -> None:
+        d = self.data
+        it, _ = instrument_selection(d, spec)
+        if len(it) == 0:  # a fixed instrument: checked, not imposed
+            return
+        h, h0, kind = self.h[it], d.tradable.h0[it], spec.kind
+        if kind == "no_new_longs":
+            self.cons.append(h <= np.maximum(h0, 0.0))
+            return
+        if kind == "no_new_shorts":
+            self.cons.append(h >= np.minimum(h0, 0.0))
+            return
+        if kind == "no_trade":
+            self.cons.append(h == h0)
+            return
+        lo, hi = spec.lo, spec.hi
+        if kind == "max_concentration":
+            g = self.gross()
+            if spec.soft:
+                v = cp.Variable(len(it), nonneg=True, name=f"viol[{spec.name}]")
+                self.cons.append(cp.abs(h) <= hi / 100.0 * g + v / 100.0)
+                self.penalty_terms.append(spec.penalty * PENALTY_SCALE * cp.sum(v))
+            else:
+                self.cons.append(cp.abs(h) <= hi / 100.0 * g)
+            return
+        scale = instrument_scale(d, spec.unit, it)
+        if kind == "holding":
+            self.bound(spec, h, scale, lo, hi, len(it))
+        elif kind == "max_trade":
+            self.bound(spec, cp.abs(self.m[it]), scale, None, hi, len(it))
+        elif kind == "max_holding_adv":
+            self.bound(spec, cp.abs(h), scale, None, hi, len(it))
+        elif kind == "max_margin":
+            self.bound(spec, cp.multiply(d.tradable.margin_rate[it], cp.abs(h)), scale,
+                       None, hi, len(it))
+        else:
+            raise ValueError(f"unhandled instrument kind {kind}")
+
+    def _group(self, spec: ConstraintSpec) -> None:
+        d = self.data
+        groups, _ = group_selection(d, spec)
+        if not groups:
+            return
+        t, f = d.tradable, d.fixed
+        ng = len(groups)
+        rows, cols = [], []
+        for r, (_, it, _) in enumerate(groups):
+            rows += [r] * len(it)
+            cols += list(it)
+        S = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(ng, self.n))
+
+        def fixed_sum(values):
+            out = np.zeros(ng)
+            for r, (_, _, jf) in enumerate(groups):
+                out[r] = float(np.sum(values[jf])) if len(jf) else 0.0
+            return out
+
+        kind = spec.kind
+        if kind == "group_net":
+            g = S @ self.h + fixed_sum(f.h0)
+        elif kind == "group_gross":
+            g = S @ self.abs_h + fixed_sum(np.abs(f.h0))
+        elif kind == "group_turnover":
+            g = S @ self.abs_m
+        elif kind == "group_margin":
+            g = S @ cp.multiply(t.margin_rate, self.abs_h) + fixed_sum(
+                f.margin_rate * np.abs(f.h0))
+        else:
+            raise ValueError(f"unhandled group kind {kind}")
+        lo = spec.lo if kind == "group_net" else None
+        self.bound(spec, g, scalar_scale(d, spec.unit), lo, spec.hi, ng)
+
+    def _portfolio(self, spec: ConstraintSpec) -> None:
+        d, kind = self.data, spec.kind
+        t, f = d.tradable, d.fixed
+        lo, hi = spec.lo, spec.hi
+        if kind == "net_exposure":
+            g = cp.sum(self.h) + float(f.h0.sum())
+        elif kind in ("gross_exposure", "leverage"):
+            g = self.gross()
+        elif kind == "long_market_value":
+            g = self.legs()[0]
+        elif kind == "short_market_value":
+            g = self.legs()[1]
+        elif kind == "cash":
+            nf = ~np.asarray(t.is_future, bool)
+            nff = ~np.asarray(f.is_future, bool)
+            g = 1.0 - cp.sum(self.h[np.flatnonzero(nf)]) - float(f.h0[nff].sum())
+        elif kind == "turnover":
+            g, lo = cp.sum(self.abs_m), None
+        elif kind == "beta_exposure":
+            g = t.beta @ self.h + float(f.beta @ f.h0)
+        elif kind == "total_risk":
+            g, lo = self.vol(self.rel, self.settings.risk_terms), None
+        elif kind == "factor_risk":
+            g, lo = self.vol(self.rel, "factor"), None
+        elif kind == "tracking_error":
+            g, lo = self.vol(True, self.settings.risk_terms), None
+        elif kind == "margin_budget":
+            g = t.margin_rate @ self.abs_h + float(f.margin_rate @ np.abs(f.h0))
+            lo = None
+        else:
+            raise ValueError(f"unhandled portfolio kind {kind}")
+        if KINDS[kind].needs_upper:
+            lo = None
+        g = cp.reshape(g, (1,), order="C")
+        self.bound(spec, g, scalar_scale(d, spec.unit), lo, hi, 1)
+
+    def restrictions(self) -> None:
+        d = self.data
+        h0 = d.tradable.h0
+        nl = np.flatnonzero(np.asarray(d.no_new_longs, bool))
+        ns = np.flatnonzero(np.asarray(d.no_new_shorts, bool))
+        if len(nl):
+            self.cons.append(self.h[nl] <= np.maximum(h0[nl], 0.0))
+        if len(ns):
+            self.cons.append(self.h[ns] >= np.minimum(h0[ns], 0.0))
+
+
+def build_reference(data: ProblemData, constraints: list[ConstraintSpec],
+                    settings: OptimizationSettings) -> tuple[cp.Problem, cp.Variable]:
+    """The CVXPY problem (Maximize utility incl. soft penalties) and the variable h."""
+    b = _Builder(data, settings)
+    b.restrictions()
+    for spec in constraints:
+        b.add(spec)
+    prob = cp.Problem(cp.Maximize(b.objective()), b.cons)
+    return prob, b.h
+
+
+def solve_reference(data: ProblemData, constraints: list[ConstraintSpec],
+                    settings: OptimizationSettings, solver: str = "CLARABEL",
+                    **solver_opts) -> ReferenceResult:
+    t0 = time.perf_counter()
+    prob, h = build_reference(data, constraints, settings)
+    t1 = time.perf_counter()
+    try:
+        prob.solve(solver=solver, **solver_opts)
+        status = prob.status
+    except cp.error.SolverError as exc:
+        status = f"solver_error: {exc}"
+    t2 = time.perf_counter()
+    ok = status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
+    hv = np.asarray(h.value, dtype=float) if ok and h.value is not None else np.full(
+        data.tradable.n, np.nan)
+    obj = float(prob.value) if ok and prob.value is not None else float("nan")
+    return ReferenceResult(status=status, objective=obj, h=hv, solve_s=t2 - t1,
+                           build_s=t1 - t0, extra={"problem": prob})
+
+
+# --------------------------------------------------------------------------------------
+# Numpy evaluation at a given h (independent of any solver)
+
+
+@dataclass
+class Row:
+    name: str
+    kind: str
+    label: str
+    value: float  # in the constraint's unit
+    lower: float | None
+    upper: float | None
+    soft: bool
+    penalty: float
+    imposed: bool = True  # False for a fixed instrument's row (checked, not imposed)
+
+    @property
+    def slack(self) -> float:
+        s = np.inf
+        if self.upper is not None:
+            s = min(s, self.upper - self.value)
+        if self.lower is not None:
+            s = min(s, self.value - self.lower)
+        return s
+
+    @property
+    def violation(self) -> float:
+        return max(0.0, -self.slack) if np.isfinite(self.slack) else 0.0
+
+
+def variance_parts(data: ProblemData, h: np.ndarray, relative: bool) -> tuple[float, float]:
+    """(FV, SV), annual, on e = h - b (relative) or h."""
+    t, f = data.tradable, data.fixed
+    e = h - t.bench if relative else h
+    ef = (f.h0 - f.bench) if relative else f.h0
+    x = np.asarray(t.loadings.T @ e).ravel()
+    if f.n:
+        x = x + np.asarray(f.loadings.T @ ef).ravel()
+    fv = float(x @ data.factor_cov @ x)
+    sv = float(np.sum(t.idio * e ** 2) + (np.sum(f.idio * ef ** 2) if f.n else 0.0))
+    return fv, sv
+
+
+def exposures(data: ProblemData, h: np.ndarray, relative: bool) -> np.ndarray:
+    t, f = data.tradable, data.fixed
+    e = h - t.bench if relative else h
+    x = np.asarray(t.loadings.T @ e).ravel()
+    if f.n:
+        ef = (f.h0 - f.bench) if relative else f.h0
+        x = x + np.asarray(f.loadings.T @ ef).ravel()
+    return x
+
+
+def _var(data, h, relative, terms):
+    fv, sv = variance_parts(data, h, relative)
+    return {"full": fv + sv, "factor": fv, "idio": sv}[terms]
+
+
+def constraint_rows(data: ProblemData, constraints: list[ConstraintSpec],
+                    settings: OptimizationSettings, h: np.ndarray) -> list[Row]:
+    """Every row of every enabled constraint, its value at h in its own unit."""
+    h = np.asarray(h, dtype=float)
+    t, f = data.tradable, data.fixed
+    h0 = t.h0
+    hall, h0f = h, f.h0
+    gross = float(np.abs(h).sum() + np.abs(h0f).sum())
+    rows: list[Row] = []
+    for spec in constraints:
+        if not spec.enabled:
+            continue
+        _check_units(spec)
+        kind = KINDS[spec.kind]
+        lo, hi = spec.lo, spec.hi
+        if kind.needs_upper:
+            lo = None
+        mk = lambda label, value, lower, upper, imposed=True: rows.append(  # noqa: E731
+            Row(spec.name, spec.kind, label, float(value), lower, upper, spec.soft,
+                spec.penalty, imposed))
+        if kind.scope == "instrument":
+            it, jf = instrument_selection(data, spec)
+            sides = [(i, t.ids[i], h[i], h0[i], t.margin_rate[i], True) for i in it]
+            sides += [(j, f.ids[j], h0f[j], h0f[j], f.margin_rate[j], False) for j in jf]
+            for i, iid, hv, h0v, mr, tradable in sides:
+                label = str(iid)
+                if spec.kind in ("no_new_longs", "no_new_shorts", "no_trade"):
+                    up = max(h0v, 0.0) * 100 if spec.kind != "no_new_shorts" else None
+                    dn = min(h0v, 0.0) * 100 if spec.kind != "no_new_longs" else None
+                    if spec.kind == "no_trade":
+                        up = dn = h0v * 100
+                    mk(label, hv * 100, dn, up, tradable)
+                    continue
+                if spec.kind == "max_concentration":
+                    mk(label, abs(hv) / gross * 100 if gross > 0 else 0.0, None, hi, tradable)
+                    continue
+                if tradable:
+                    sc = float(instrument_scale(data, spec.unit, np.array([i]))[0])
+                elif spec.unit == "%NAV":
+                    sc = 0.01
+                elif spec.unit == "notional":
+                    sc = 1.0 / data.nav
+                elif spec.unit == "%holding":
+                    sc = abs(h0v) / 100
+                else:
+                    sc = np.nan  # no unit value / ADV for a fixed instrument
+                raw = {"holding": hv, "max_trade": abs(hv - h0v),
+                       "max_holding_adv": abs(hv), "max_margin": mr * abs(hv)}[spec.kind]
+                if sc == 0:  # %holding of a name not held: no trade allowed
+                    value = 0.0 if raw <= 1e-9 else np.inf
+                else:
+                    value = raw / sc
+                mk(label, value, lo, hi, tradable)
+        elif spec.kind == "factor_exposure":
+            x = exposures(data, h, settings.relative_to_benchmark)
+            for k in factor_selection(data, spec.factor, spec.name):
+                mk(data.factor_names[k], x[k], lo, hi)
+        elif kind.scope == "group":
+            groups, _ = group_selection(data, spec)
+            sc = scalar_scale(data, spec.unit)
+            for label, it, jf in groups:
+                if spec.kind == "group_net":
+                    raw = h[it].sum() + h0f[jf].sum()
+                elif spec.kind == "group_gross":
+                    raw = np.abs(h[it]).sum() + np.abs(h0f[jf]).sum()
+                elif spec.kind == "group_turnover":
+                    raw = np.abs(h[it] - h0[it]).sum()
+                else:
+                    raw = (t.margin_rate[it] * np.abs(h[it])).sum() + (
+                        f.margin_rate[jf] * np.abs(h0f[jf])).sum()
+                mk(label, raw / sc, lo if spec.kind == "group_net" else None, hi)
+        else:
+            sc = scalar_scale(data, spec.unit)
+            k = spec.kind
+            if k == "net_exposure":
+                raw = hall.sum() + h0f.sum()
+            elif k in ("gross_exposure", "leverage"):
+                raw = gross
+            elif k == "long_market_value":
+                raw = np.maximum(h, 0).sum() + np.maximum(h0f, 0).sum()
+            elif k == "short_market_value":
+                raw = np.maximum(-h, 0).sum() + np.maximum(-h0f, 0).sum()
+            elif k == "cash":
+                raw = 1.0 - h[~np.asarray(t.is_future, bool)].sum() - h0f[
+                    ~np.asarray(f.is_future, bool)].sum()
+            elif k == "turnover":
+                raw = np.abs(h - h0).sum()
+            elif k == "beta_exposure":
+                raw = t.beta @ h + f.beta @ h0f
+            elif k == "total_risk":
+                raw = np.sqrt(max(_var(data, h, settings.relative_to_benchmark,
+                                       settings.risk_terms), 0.0))
+            elif k == "factor_risk":
+                raw = np.sqrt(max(_var(data, h, settings.relative_to_benchmark, "factor"),
+                                  0.0))
+            elif k == "tracking_error":
+                raw = np.sqrt(max(_var(data, h, True, settings.risk_terms), 0.0))
+            elif k == "margin_budget":
+                raw = t.margin_rate @ np.abs(h) + f.margin_rate @ np.abs(h0f)
+            else:
+                raise ValueError(f"unhandled kind {k}")
+            mk("", raw / sc, lo, hi)
+    return rows
+
+
+def cost_value(data: ProblemData, h: np.ndarray) -> float:
+    m = h - data.tradable.h0
+    am = np.abs(m)
+    k = data.impact.astype(float).copy()
+    for c in data.curves:
+        k[c.index] = 0.0
+    c = float(data.linear_cost @ am + k @ am ** 1.5)
+    for cv in data.curves:
+        c += float(np.max(np.asarray(cv.intercepts) + np.asarray(cv.slopes) * am[cv.index]))
+    c += data.horizon_scale * float(data.financing @ np.maximum(h, 0)
+                                    + data.borrow @ np.maximum(-h, 0) - data.dividend @ h)
+    return c
+
+
+def objective_value(data: ProblemData, constraints: list[ConstraintSpec],
+                    settings: OptimizationSettings, h: np.ndarray) -> float:
+    """The objective (maximize sense) at h, with P from the soft rows' violations at h.
+
+    (For soft lower bounds on gross / LMV / SMV the model's violation, measured through the
+    legs, can be smaller than the one at h; and soft max_concentration is measured here in
+    %gross, not as the model does. Use with care on those.)
+    """
+    h = np.asarray(h, dtype=float)
+    s, hs = settings, data.horizon_scale
+    if s.objective == "utility":
+        core = float(data.alpha @ h) - s.risk_aversion * hs * _var(
+            data, h, s.relative_to_benchmark, s.risk_terms)
+    elif s.objective == "min_total_risk":
+        core = -hs * _var(data, h, s.relative_to_benchmark, s.risk_terms)
+    elif s.objective == "min_factor_risk":
+        core = -hs * _var(data, h, s.relative_to_benchmark, "factor")
+    else:
+        x = exposures(data, h, s.relative_to_benchmark)
+        core = 0.0
+        for name, tgt in s.factor_targets.items():
+            k = data.factor_names.index(name)
+            core -= s.factor_target_weights.get(name, 1.0) * (x[k] - tgt) ** 2
+    pen = sum(r.penalty * PENALTY_SCALE * r.violation
+              for r in constraint_rows(data, constraints, settings, h) if r.soft and r.imposed)
+    return core - cost_value(data, h) - pen
