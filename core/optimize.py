@@ -160,6 +160,13 @@ def conflicts_from_certificate(model: Model, z: np.ndarray, rel_tol: float = 1e-
                   key=lambda n: -weights[n])
 
 
+def _unscaled(raw: RawSolution, scale: float) -> RawSolution:
+    if scale != 1.0:
+        raw.objective = raw.objective / scale
+        raw.z = raw.z / scale
+    return raw
+
+
 def solve_problem(data: ProblemData, constraints: list[ConstraintSpec],
                   settings: OptimizationSettings, solver: str = "clarabel",
                   options: SolverOptions | None = None) -> SolvedProblem:
@@ -169,7 +176,7 @@ def solve_problem(data: ProblemData, constraints: list[ConstraintSpec],
     notes = [note for b in blocks for note in b.notes]
     model = build_model(data, blocks, settings)
     t1 = time.perf_counter()
-    raw = run_solver(model.program, solver, options)
+    raw = _unscaled(run_solver(model.program, solver, options), model.program.objective_scale)
     t2 = time.perf_counter()
     timings = {"build_s": t1 - t0, "solve_s": t2 - t1}
     h_idx = model.var["h"]
@@ -191,7 +198,8 @@ def solve_problem(data: ProblemData, constraints: list[ConstraintSpec],
                 result.conflicts = conflicts_from_certificate(model, raw.z)
             t3 = time.perf_counter()
             elastic = build_model(data, blocks, settings, elastic=True)
-            eraw = run_solver(elastic.program, solver, options)
+            eraw = _unscaled(run_solver(elastic.program, solver, options),
+                             elastic.program.objective_scale)
             if eraw.status.has_solution:
                 report = relaxation_report(elastic, eraw.x)
                 if report.height:

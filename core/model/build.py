@@ -20,6 +20,7 @@ from core.model.program import ConicProgram, RowBlock
 from core.settings import OptimizationSettings
 
 POWER_ALPHA = 2.0 / 3.0  # t^(2/3) * 1^(1/3) >= |m|  <=>  t >= |m|^(3/2)
+OBJECTIVE_SCALE = 1e4  # the solver sees utility in bp of NAV
 
 
 @dataclass
@@ -322,7 +323,7 @@ class _Build:
             self.objective()
         for block in self.blocks:
             self.constraint(block)
-        program = self.mb.program()
+        program = self.mb.program(OBJECTIVE_SCALE)
         return Model(self.d, self.st, program, self.var, self.rows, self.violations,
                      self.blocks, self.elastic, self.R)
 

@@ -89,10 +89,11 @@ class ModelBuilder:
         self.blocks.append(block)
         return block
 
-    def program(self) -> ConicProgram:
+    def program(self, objective_scale: float = 1.0) -> ConicProgram:
         c = np.zeros(self.n_vars)
         for idx, coef in self._c:
             np.add.at(c, idx, coef)
+        c *= objective_scale
         if self._parts:
             rows = np.concatenate([p[0] for p in self._parts])
             cols = np.concatenate([p[1] for p in self._parts])
@@ -113,6 +114,7 @@ class ModelBuilder:
                 merged.append(cone)
         merged = [cone for cone in merged if cone.dim > 0]
         prog = ConicProgram(c=c, A=A, b=b, cones=merged, var_blocks=dict(self.var_blocks),
-                            row_blocks=list(self.blocks), c0=self.c0)
+                            row_blocks=list(self.blocks), c0=self.c0 * objective_scale,
+                            objective_scale=objective_scale)
         prog.check()
         return prog

@@ -57,6 +57,10 @@ class ConicProgram:
     var_blocks: dict[str, slice]
     row_blocks: list[RowBlock]
     c0: float = 0.0
+    # c and c0 are multiplied by this (utility in bp rather than fractions of NAV), so the
+    # solvers' absolute tolerances bite at a useful precision; objective and duals are
+    # divided by it on the way out.
+    objective_scale: float = 1.0
     integer_vars: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
