@@ -185,6 +185,7 @@ class _Builder:
         self.cons: list = []
         self.penalty_terms: list = []
         self._legs = None
+        self._gross_var = None
         self._abs_m = None
         self._abs_h = None
         self._risk: dict = {}
@@ -216,6 +217,12 @@ class _Builder:
     def gross(self):
         lmv, smv = self.legs()
         return lmv + smv
+
+    def gross_var(self):
+        if self._gross_var is None:
+            self._gross_var = cp.Variable(name="gross")
+            self.cons.append(self._gross_var == self.gross())
+        return self._gross_var
 
     def risk(self, relative: bool):
         """(e_T expr, x expr, fixed idio variance constant) on h - b or h."""
@@ -322,14 +329,21 @@ class _Builder:
     def bound(self, spec: ConstraintSpec, g, scale, lo, hi, rows: int):
         """lo*scale <= g <= hi*scale (per row), softened by v >= 0 in the unit."""
         scale = np.broadcast_to(np.asarray(scale, dtype=float), (rows,))
-        if spec.soft:
-            v = cp.Variable(rows, nonneg=True, name=f"viol[{spec.name}]")
-            sv = cp.multiply(scale, v)
+        if spec.soft and np.any(scale > 0):
+            # w = scale x v is the violation in NAV fractions (well scaled for the solver
+            # whatever the unit); it costs penalty x 1e-4 x v = penalty x 1e-4 x w / scale.
+            # A row whose unit is worth nothing (%holding of a name not held) cannot be
+            # relaxed by any v: it stays hard.
+            pos = scale > 0
+            w = cp.Variable(rows, nonneg=True, name=f"viol[{spec.name}]")
+            if not np.all(pos):
+                self.cons.append(w[np.flatnonzero(~pos)] == 0)
             if lo is not None:
-                self.cons.append(g >= lo * scale - sv)
+                self.cons.append(g >= lo * scale - w)
             if hi is not None:
-                self.cons.append(g <= hi * scale + sv)
-            self.penalty_terms.append(spec.penalty * PENALTY_SCALE * cp.sum(v))
+                self.cons.append(g <= hi * scale + w)
+            cost = np.where(pos, spec.penalty * PENALTY_SCALE / np.where(pos, scale, 1.0), 0.0)
+            self.penalty_terms.append(cost @ w)
         else:
             if lo is not None and hi is not None and lo == hi:
                 self.cons.append(g == lo * scale)
@@ -372,7 +386,7 @@ class _Builder:
             return
         lo, hi = spec.lo, spec.hi
         if kind == "max_concentration":
-            g = self.gross()
+            g = self.gross_var()  # a scalar variable: keeps each row sparse
             if spec.soft:
                 v = cp.Variable(len(it), nonneg=True, name=f"viol[{spec.name}]")
                 self.cons.append(cp.abs(h) <= hi / 100.0 * g + v / 100.0)

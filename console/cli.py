@@ -96,10 +96,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
                             field="--sizes", fix="e.g. --sizes 2000,15000") from None
     rows = []
     for size in sizes:
-        rows.append(bench_size(size, repeat=args.repeat))
+        rows.append(bench_size(size, repeat=args.repeat, cvxpy=not args.no_cvxpy))
         if not args.json:
-            print(format_table(rows[-1:]).splitlines()[-1] if len(rows) > 1
-                  else format_table(rows), flush=True)
+            lines = format_table(rows[-1:]).splitlines()
+            print("\n".join(lines if len(rows) == 1 else lines[-1:]), flush=True)
     if args.json:
         print(json.dumps(rows, indent=2))
     return EXIT_OK
@@ -147,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--sizes", default="2000,15000", help="comma-separated sizes")
     bench.add_argument("--repeat", type=int, default=3, help="runs per size (median reported)")
     bench.add_argument("--json", action="store_true", help="print a JSON list of results")
+    bench.add_argument("--no-cvxpy", action="store_true", help="skip the CVXPY comparison")
     bench.set_defaults(func=cmd_bench)
 
     config = sub.add_parser("config", help="config files")

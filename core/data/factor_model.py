@@ -21,6 +21,7 @@ class FactorModel:
     names: tuple[str, ...]
     kinds: tuple[str, ...]
     covariance: np.ndarray  # K x K, annual decimal return squared
+    root: np.ndarray  # R with R'R = covariance (rank-revealing), for x'Fx = ||Rx||^2
 
     @property
     def size(self) -> int:
@@ -90,13 +91,16 @@ def build_factor_model(factors: pl.DataFrame, covariance: pl.DataFrame,
                         fix="add a (factor, factor) row with the variance of each factor")
     # Unlisted off-diagonal pairs are uncorrelated: vendors often omit zero covariances.
     cov = np.nan_to_num(lower, nan=0.0)
-    eig_min = float(np.linalg.eigvalsh(cov).min())
+    w, q = np.linalg.eigh(cov)
+    eig_min = float(w.min())
     if eig_min < -1e-10 * max(float(np.trace(cov)), 1e-300):
         raise DataError(f"covariance is not positive semidefinite (smallest eigenvalue "
                         f"{eig_min:.3g})", file="factor_covariance.parquet", field="covariance",
                         fix="re-export the covariance from the risk vendor; a hand-edited or "
                             "truncated matrix is the usual cause")
-    return FactorModel(set_name, names, kinds, cov)
+    w = np.clip(w, 0.0, None)
+    keep = w > w.max(initial=0.0) * 1e-14
+    return FactorModel(set_name, names, kinds, cov, np.sqrt(w[keep])[:, None] * q[:, keep].T)
 
 
 def loadings_matrix(ids: pl.Series, risk_model: pl.DataFrame,

@@ -64,7 +64,10 @@ class _Build:
         self.rows: dict[str, dict[str, RowBlock]] = {}
         self.violations: list[Violation] = []
         self.relative = settings.relative_to_benchmark
-        self.R = risk_root(data.factor_cov) if data.k else np.zeros((0, 0))
+        if data.factor_root is not None:
+            self.R = data.factor_root
+        else:
+            self.R = risk_root(data.factor_cov) if data.k else np.zeros((0, 0))
         self.impact_cone = impact_cone
 
     # --- core variables ------------------------------------------------------------------

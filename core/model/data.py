@@ -75,6 +75,7 @@ class ProblemData:
     no_new_longs: np.ndarray
     no_new_shorts: np.ndarray
     extra: dict = field(default_factory=dict)
+    factor_root: np.ndarray | None = None  # R with R'R = factor_cov, when already known
 
     @property
     def n(self) -> int:
@@ -182,6 +183,7 @@ def problem_data(uni: Universe, settings: OptimizationSettings,
     return ProblemData(
         nav=nav, numeraire=uni.numeraire, horizon_scale=horizon / TRADING_DAYS,
         factor_names=fm.names, factor_kinds=fm.kinds, factor_cov=fm.covariance,
+        factor_root=fm.root,
         tradable=t, fixed=f, alpha=alpha, unit_value=unit_value,
         lot_size=col("lot_size", 1).astype(float), adv=adv, linear_cost=linear, impact=impact,
         curves=curves,
