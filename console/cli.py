@@ -62,7 +62,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
         cfg.solver = args.solver
     state = AppState(cfg)
     state.load()
-    result = optimize(state.universe, cfg.constraints, cfg.optimization, solver=cfg.solver)
+    result = optimize(state.universe, cfg.all_constraints(), cfg.optimization,
+                      solver=cfg.solver)
     files = write_outputs(result, Path(args.out))
     if args.json:
         print(json.dumps(run_document(result) | {"files": {k: str(v) for k, v in files.items()}},

@@ -104,6 +104,9 @@ class RunConfig(_Strict):
     optimization: OptimizationSettings = Field(default_factory=OptimizationSettings)
     constraints: list[ConstraintSpec] = Field(
         default_factory=list, description="[[constraints]] tables; see core/constraints")
+    constraint_files: list[Path] = Field(
+        default_factory=list, description="parquet/CSV files of more constraints, e.g. "
+                                          "per-security bounds")
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
@@ -123,6 +126,15 @@ class RunConfig(_Strict):
 
     def file_overrides(self) -> dict[str, Path]:
         return {name: self.resolve(p) for name, p in self.data.files.items()}
+
+    def all_constraints(self) -> list[ConstraintSpec]:
+        """The config's constraints followed by those of each constraint file."""
+        from core.constraints.tables import read_constraint_file
+
+        specs = list(self.constraints)
+        for path in self.constraint_files:
+            specs.extend(read_constraint_file(self.resolve(path)))
+        return specs
 
     def effective_as_of(self) -> dt.datetime:
         if self.as_of is not None:
@@ -194,5 +206,6 @@ def _config_error(exc: ValidationError, source: str) -> ConfigError:
     if err["type"] == "extra_forbidden":
         return ConfigError(f"unknown key '{key}'{more}", file=source, field=key,
                            fix="remove it or check its spelling against `spo config show`")
-    return ConfigError(f"invalid value for '{key}': {err['msg']}{more}", file=source, field=key,
+    msg = err["msg"].removeprefix("Value error, ")
+    return ConfigError(f"invalid value for '{key}': {msg}{more}", file=source, field=key,
                        fix=f"set '{key}' to a valid value (got {err.get('input')!r})")

@@ -174,7 +174,7 @@ def large_problem(n: int = 15_000, k: int = 72, seed: int = 0, n_fixed: int = 50
         lab = {c: np.array([v[j] for j in rng.integers(0, len(v), m)], dtype=object)
                for c, v in labels.items()}
         return Side(ids=np.array([f"{prefix}{i}" for i in range(m)], dtype=object),
-                    rows=np.arange(m), h0=rng.normal(0, 2.0 / max(m, 1), m),
+                    rows=np.arange(m), h0=rng.normal(0, 2.0 / (n + n_fixed), m),
                     bench=np.full(m, 1.0 / (n + n_fixed)),
                     loadings=sp.csr_matrix((vals, (rows, cols)), shape=(m, k)),
                     idio=rng.uniform(0.01, 0.1, m), beta=rng.uniform(0.5, 1.5, m),
