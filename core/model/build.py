@@ -258,7 +258,10 @@ class _Build:
         if self.elastic:
             self.mb.cost(viol, block.spec.priority)
         else:
-            self.mb.cost(viol, block.spec.penalty * 1e-4 / block.scale)
+            # A %holding bound on a flat name has no unit to price a violation in: it is
+            # priced per %NAV instead.
+            scale = np.where(block.scale > 0, block.scale, 0.01)
+            self.mb.cost(viol, block.spec.penalty * 1e-4 / scale)
         self.violations.append(Violation(block.spec.name, side, viol, block.scale))
         return viol
 
@@ -293,17 +296,18 @@ class _Build:
                 labels=block.labels[rows], side=side, scale=block.scale[rows])
 
     def _concentration(self, block: ConstraintBlock) -> None:
-        """|h_i| <= c G, written as l_i + s_i - c g <= 0."""
+        """|h_i| <= c G: h_i - c g <= 0 and -h_i - c g <= 0, g the post-trade gross."""
         S = block.S.tocoo()
         m = block.rows
-        entries = [coo(S.row, self.var["l"][S.col], 1.0), coo(S.row, self.var["s"][S.col], 1.0),
-                   coo(np.arange(m), np.full(m, self.var["g"][0]), -block.hi)]
         viol = self._violation(block, "upper", m)
-        if viol is not None:
-            entries.append(coo(np.arange(m), viol, -1.0))
-        self.rows[block.spec.name]["upper"] = self.mb.add_rows(
-            block.spec.name, "constraint", "nonneg", m, entries, 0.0, labels=block.labels,
-            side="upper", scale=block.scale)
+        for side, sign in (("upper", 1.0), ("upper_short", -1.0)):
+            entries = [coo(S.row, self.var["h"][S.col], sign),
+                       coo(np.arange(m), np.full(m, self.var["g"][0]), -block.hi)]
+            if viol is not None:
+                entries.append(coo(np.arange(m), viol, -1.0))
+            self.rows[block.spec.name][side] = self.mb.add_rows(
+                block.spec.name, "constraint", "nonneg", m, entries, 0.0, labels=block.labels,
+                side="upper", scale=block.scale)
 
     def _risk_limit(self, block: ConstraintBlock) -> None:
         st = self.st
