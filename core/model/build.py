@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 
 from core.constraints.normalize import ConstraintBlock, fixed_exposures
@@ -46,7 +47,7 @@ class Model:
 
 def risk_root(cov: np.ndarray) -> np.ndarray:
     """R with R'R = cov, so x'cov x = ||R x||^2. Eigen-based: a singular cov is fine."""
-    w, q = np.linalg.eigh((cov + cov.T) / 2)
+    w, q = scipy.linalg.eigh((cov + cov.T) / 2)
     w = np.clip(w, 0.0, None)
     keep = w > w.max(initial=0.0) * 1e-14
     return (np.sqrt(w[keep])[:, None] * q[:, keep].T)
