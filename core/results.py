@@ -143,14 +143,11 @@ def trades_and_orders(holdings: pl.DataFrame, data: ProblemData
     return trades, orders
 
 
-def _risk(data: ProblemData, h: np.ndarray, h_fixed: np.ndarray, active: bool) -> dict:
-    t, f = data.tradable, data.fixed
-    et = h - t.bench if active else h
-    ef = h_fixed - f.bench if active else h_fixed
-    x = np.asarray(t.loadings.T @ et).ravel() + np.asarray(f.loadings.T @ ef).ravel()
+def _risk(data: ProblemData, h: np.ndarray, active: bool) -> dict:
+    x = data.factor_exposures(h, active)
     fx = data.factor_cov @ x
     fv = float(x @ fx)
-    sv = float(t.idio @ et**2 + f.idio @ ef**2)
+    sv = data.specific_variance(h, active)
     total = fv + sv
     contrib = x * fx / total if total > 0 else np.zeros_like(x)
     return {
@@ -166,7 +163,7 @@ def post_trade_summary(uni: Universe, data: ProblemData, holdings: pl.DataFrame,
     n = data.n
     w_before = holdings.get_column("weight_before").to_numpy()
     w_after = holdings.get_column("weight_after").to_numpy()
-    hb, ha, hf = w_before[:n], w_after[:n], w_before[n:]
+    hb, ha = w_before[:n], w_after[:n]
     has_bench = bool(np.any(data.tradable.bench) or np.any(data.fixed.bench))
 
     def book(w: np.ndarray) -> dict:
@@ -181,10 +178,10 @@ def post_trade_summary(uni: Universe, data: ProblemData, holdings: pl.DataFrame,
 
     risk = {}
     for label, hv in (("before", hb), ("after", ha)):
-        r = _risk(data, hv, hf, active=False)
+        r = _risk(data, hv, active=False)
         entry = {k: r[k] for k in ("total_pct", "factor_pct", "idio_pct")}
         if has_bench:
-            entry["tracking_error_pct"] = _risk(data, hv, hf, active=True)["total_pct"]
+            entry["tracking_error_pct"] = _risk(data, hv, active=True)["total_pct"]
         risk[label] = entry
         risk[f"_{label}"] = r
     factors = [

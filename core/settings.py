@@ -88,6 +88,9 @@ class OptimizationSettings(_Strict):
     factor_target_weights: dict[str, float] = Field(
         default_factory=dict, description="weight per targeted factor (default 1)")
     costs: CostSettings = Field(default_factory=CostSettings)
+    look_through: bool = Field(
+        default=True, description="ETFs, futures and baskets seen through their constituents "
+                                  "for risk and group exposures")
     time_limit_s: float = Field(default=30.0, gt=0)
     representation: Literal["shares", "notional", "weights"] = "shares"
 

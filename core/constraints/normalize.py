@@ -146,12 +146,9 @@ def _factors(spec: ConstraintSpec, data: ProblemData) -> np.ndarray:
 
 
 def fixed_exposures(data: ProblemData, relative: bool) -> np.ndarray:
-    """Factor exposures contributed by fixed instruments, less the benchmark's if active."""
-    f, t = data.fixed, data.tradable
-    x = f.loadings.T @ f.h0
-    if relative:
-        x = x - f.loadings.T @ f.bench - t.loadings.T @ t.bench
-    return np.asarray(x).ravel()
+    """Factor exposures of the fixed instruments, less the benchmark's when active:
+    the constant part of x = B_T' h + this."""
+    return data.factor_exposures(np.zeros(data.n), relative)
 
 
 def normalize(spec: ConstraintSpec, data: ProblemData, relative: bool) -> ConstraintBlock:
@@ -202,7 +199,12 @@ def normalize(spec: ConstraintSpec, data: ProblemData, relative: bool) -> Constr
         scale = _money_scale(spec, data, None)[0] * np.ones(r)
         lo, hi = _bounds(spec, scale)
         if kind == "group_net":
-            return ConstraintBlock(spec, "linear", labels, S, Sf @ f.h0, lo, hi, scale, notes)
+            if data.lt.active:
+                # Exposure by group counts a basket's constituents, not the basket.
+                S_all = sp.csr_matrix(sp.hstack([S, Sf]) @ data.lt.E)
+                S, Sf = S_all[:, : t.n], S_all[:, t.n:]
+            return ConstraintBlock(spec, "linear", labels, sp.csr_matrix(S), Sf @ f.h0, lo, hi,
+                                   scale, notes)
         if kind == "group_gross":
             return ConstraintBlock(spec, "abs", labels, S, Sf @ np.abs(f.h0), lo, hi, scale,
                                    notes)
@@ -285,27 +287,18 @@ class Exposures:
 
 
 def exposures(data: ProblemData, h: np.ndarray, relative: bool, risk_terms: str) -> Exposures:
-    t, f = data.tradable, data.fixed
-    x_abs = np.asarray(t.loadings.T @ h).ravel() + np.asarray(f.loadings.T @ f.h0).ravel()
-    x_bench = np.asarray(t.loadings.T @ t.bench).ravel() + np.asarray(
-        f.loadings.T @ f.bench).ravel()
-
-    def variance(xv: np.ndarray, et: np.ndarray, ef: np.ndarray) -> tuple[float, float]:
-        fv = float(xv @ data.factor_cov @ xv)
-        sv = float(t.idio @ et**2 + f.idio @ ef**2)
-        return fv, sv
-
     def total(fv: float, sv: float) -> float:
         return {"full": fv + sv, "factor": fv, "idio": sv}[risk_terms]
 
-    if relative:
-        x_run, et, ef = x_abs - x_bench, h - t.bench, f.h0 - f.bench
-    else:
-        x_run, et, ef = x_abs, h, f.h0
-    fv, sv = variance(x_run, et, ef)
-    fva, sva = variance(x_abs - x_bench, h - t.bench, f.h0 - f.bench)
+    def variance(active: bool) -> tuple[np.ndarray, float, float]:
+        x = data.factor_exposures(h, active)
+        return x, float(x @ data.factor_cov @ x), data.specific_variance(h, active)
+
+    x_run, fv, sv = variance(relative)
+    _, fva, sva = variance(True)
+    f = data.fixed
     return Exposures(
-        h=h, trade=h - t.h0, gross=float(np.abs(h).sum() + np.abs(f.h0).sum()),
+        h=h, trade=h - data.tradable.h0, gross=float(np.abs(h).sum() + np.abs(f.h0).sum()),
         x_run=x_run, risk=float(np.sqrt(max(total(fv, sv), 0.0))),
         factor_risk=float(np.sqrt(max(fv, 0.0))),
         tracking=float(np.sqrt(max(total(fva, sva), 0.0))))

@@ -96,7 +96,7 @@ class _Build:
                         float(np.abs(d.fixed.h0).sum()))
         if d.k:
             x = self.var["x"] = mb.variables("x", d.k)
-            B = d.tradable.loadings.T.tocoo()  # K x n
+            B = d.effective_loadings()[0].T.tocoo()  # K x n, baskets through constituents
             mb.add_rows("factor_exposure_definition", "definition", "zero", d.k,
                         [coo(np.arange(d.k), x, 1.0), coo(B.row, h[B.col], -B.data)],
                         fixed_exposures(d, self.relative))
@@ -122,15 +122,19 @@ class _Build:
             row += R.shape[0]
         if idio:
             use_bench = active or self.relative
-            sq = np.sqrt(t.idio)
-            nz = np.flatnonzero(sq)
-            entries.append(coo(row + np.arange(len(nz)), self.var["h"][nz], -sq[nz]))
-            b.append(-sq[nz] * t.bench[nz] if use_bench else np.zeros(len(nz)))
-            row += len(nz)
-            ef = f.h0 - f.bench if use_bench else f.h0
-            const = float(np.sqrt(f.idio @ ef**2))
-            if const > 0:
-                b.append(np.array([const]))
+            G = d.specific_matrix()
+            h_const = d.positions_all(np.zeros(d.n), use_bench)
+            G_t, const = G[:, : d.n], G @ h_const
+            moving = np.flatnonzero(G_t.getnnz(axis=1))
+            Gm = G_t[moving].tocoo()
+            entries.append(coo(row + Gm.row, self.var["h"][Gm.col], -Gm.data))
+            b.append(const[moving])
+            row += len(moving)
+            # Rows no position moves are one constant: the fixed book's specific risk.
+            rest = np.setdiff1d(np.arange(G.shape[0]), moving)
+            const_rest = float(np.sqrt(const[rest] @ const[rest]))
+            if const_rest > 0:
+                b.append(np.array([const_rest]))
                 row += 1
         return entries, (np.concatenate(b) if b else np.zeros(0)), row - offset
 

@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from core.model.lookthrough import LookThrough, build_lookthrough, identity
 from core.settings import OptimizationSettings
 from core.universe import Universe
 
@@ -76,6 +77,48 @@ class ProblemData:
     no_new_shorts: np.ndarray
     extra: dict = field(default_factory=dict)
     factor_root: np.ndarray | None = None  # R with R'R = factor_cov, when already known
+    lookthrough: LookThrough | None = None  # None: every instrument is its own exposure
+
+    # --- risk, in one place for the model, the diagnostics and the results ----------------
+
+    @property
+    def lt(self) -> LookThrough:
+        if self.lookthrough is None:
+            self.lookthrough = identity(self.tradable.n + self.fixed.n)
+        return self.lookthrough
+
+    def effective_loadings(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """(B_T, B_F): loadings per unit of position, baskets through their constituents."""
+        B = sp.vstack([self.tradable.loadings, self.fixed.loadings], format="csr")
+        if self.lt.active:
+            B = sp.csr_matrix(self.lt.E.T @ B)
+        return B[: self.tradable.n], B[self.tradable.n:]
+
+    def specific_matrix(self) -> sp.csr_matrix:
+        """G with specific variance = ||G e_all||^2 over positions of the combined index."""
+        lt = self.lt
+        idio = np.concatenate([self.tradable.idio, self.fixed.idio])
+        own = np.where(lt.mapped, 0.0, idio)
+        G = sp.diags(np.sqrt(own)) @ lt.E
+        if lt.active:
+            G = sp.vstack([G, sp.diags(np.sqrt(lt.residual))])
+        G = sp.csr_matrix(G)
+        return G[np.flatnonzero(G.getnnz(axis=1))]
+
+    def positions_all(self, h: np.ndarray, active: bool) -> np.ndarray:
+        h_all = np.concatenate([h, self.fixed.h0])
+        if active:
+            h_all = h_all - np.concatenate([self.tradable.bench, self.fixed.bench])
+        return h_all
+
+    def factor_exposures(self, h: np.ndarray, active: bool) -> np.ndarray:
+        bt, bf = self.effective_loadings()
+        h_all = self.positions_all(h, active)
+        return np.asarray(bt.T @ h_all[: self.n] + bf.T @ h_all[self.n:]).ravel()
+
+    def specific_variance(self, h: np.ndarray, active: bool) -> float:
+        g = self.specific_matrix() @ self.positions_all(h, active)
+        return float(g @ g)
 
     @property
     def n(self) -> int:
@@ -144,6 +187,15 @@ def problem_data(uni: Universe, settings: OptimizationSettings,
     in_bench = frame.get_column("benchmark_weight").to_numpy() != 0
     # Benchmark names stay in even for absolute runs: tracking error is always active.
     fixed_mask = non_cash & ~tradable & (held | in_bench)
+    mapped_ids: list[str] = []
+    if settings.look_through and uni.baskets.height:
+        # Constituents of a basket in the problem must be in it too, if only as constants.
+        valid = frame.get_column("look_through_valid").fill_null(False).to_numpy()
+        ids_all = frame.get_column("instrument_id").to_numpy()
+        mapped_ids = ids_all[valid & (tradable | fixed_mask)].tolist()
+        cons = uni.baskets.filter(pl.col("basket_id").is_in(mapped_ids)).get_column(
+            "constituent_id").unique().to_list()
+        fixed_mask |= non_cash & ~tradable & np.isin(ids_all, cons)
     t = _side(frame, tradable, uni, nav, group_columns)
     f = _side(frame, fixed_mask, uni, nav, group_columns)
     sub = frame[t.rows]
@@ -180,7 +232,16 @@ def problem_data(uni: Universe, settings: OptimizationSettings,
             impact[i] = 0.0  # the desk's own curve replaces the parametric model
 
     fm = uni.factor_model
+    lookthrough = None
+    if mapped_ids:
+        both = np.concatenate([t.rows, f.rows])
+        lookthrough = build_lookthrough(
+            frame[both].get_column("instrument_id").to_numpy(), uni.baskets,
+            frame[both].get_column("unit_value").fill_null(0.0).to_numpy(),
+            np.isin(frame[both].get_column("instrument_id").to_numpy(), mapped_ids),
+            np.concatenate([t.idio, f.idio]))
     return ProblemData(
+        lookthrough=lookthrough,
         nav=nav, numeraire=uni.numeraire, horizon_scale=horizon / TRADING_DAYS,
         factor_names=fm.names, factor_kinds=fm.kinds, factor_cov=fm.covariance,
         factor_root=fm.root,
