@@ -205,7 +205,8 @@ class _Builder:
             pl.col("expiry") <= run_date + pl.duration(
                 days=self.cfg.validation.expiry_warning_days))
         self.flag(df, soon, Severity.WARNING, Code.EXPIRED_CONTRACT, "instruments",
-                  pl.format("contract expires on {}; roll before trading", "expiry"))
+                  pl.format("contract expires on {}; it can be sold, not bought", "expiry"))
+        df = df.with_columns(expiring=soon.fill_null(False))
         no_expiry = pl.col("is_future") & pl.col("expiry").is_null()
         self.flag(df, no_expiry, Severity.WARNING, Code.MISSING_VALUE, "instruments",
                   "future has no expiry date")
@@ -405,7 +406,7 @@ UNIVERSE_COLUMNS = (
     "initial_margin", "maintenance_margin", "haircut", "synthetic_margin_override",
     "margin_initial", "margin_maintenance", "haircut_exposure", "alpha", "horizon_days",
     "idio_variance", "has_risk", "has_liquidity", "has_cost", "has_margin", "benchmark_weight",
-    "is_cash", "is_future", "is_basket", "basket_constituents", "creation_unit_size",
+    "is_cash", "is_future", "is_basket", "expiring", "basket_constituents", "creation_unit_size",
     "basket_value", "basket_premium_bps", "look_through_valid", "hedgeable",
 )
 

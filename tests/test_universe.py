@@ -249,8 +249,19 @@ def test_expired_and_expiring_futures(tmp_path):
         .otherwise(pl.col("expiry")))
     uni = build(tmp_path / "2", t)
     d = uni.diagnostics.filter(pl.col("instrument_id") == "FUT1")
-    assert d.item(0, "severity") == "warning" and "roll" in d.item(0, "message")
-    assert row(uni, "FUT1")["tradable"]
+    assert d.item(0, "severity") == "warning" and "not bought" in d.item(0, "message")
+    assert row(uni, "FUT1")["tradable"] and row(uni, "FUT1")["expiring"]
+    # The optimizer may sell it but not buy it.
+    from core.model.data import problem_data
+    from core.optimize import solve_problem
+    from core.settings import OptimizationSettings
+
+    data = problem_data(uni, OptimizationSettings())
+    res = solve_problem(data, [], OptimizationSettings(objective="min_total_risk"))
+    diag = res.diagnostics.filter(pl.col("name") == "restriction:no_buy")
+    assert diag.get_column("label").to_list() == ["FUT1"]
+    fut = list(data.tradable.ids).index("FUT1")
+    assert res.h[fut] <= data.tradable.h0[fut] + 1e-9
 
 
 def test_duplicate_ids_are_reported_not_silently_dropped(tmp_path):

@@ -50,6 +50,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("no_new_shorts", "instrument", ("%NAV",),
          "the short side may shrink, not grow", no_bounds=True),
     Kind("no_trade", "instrument", ("%NAV",), "hold the position as it is", no_bounds=True),
+    Kind("no_buy", "instrument", ("%NAV",), "may sell, not buy (expiring futures)",
+         no_bounds=True),
     # --- group: one row per group value of `group_by` (sector, industry, country, currency,
     # type, or a custom bucket column); `group` selects one value or "*" for each value
     Kind("group_net", "group", MONEY, "sum of positions in the group",

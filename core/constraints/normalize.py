@@ -164,12 +164,12 @@ def normalize(spec: ConstraintSpec, data: ProblemData, relative: bool) -> Constr
         S = sp.csr_matrix((np.ones(r), (np.arange(r), sel)), shape=(r, n))
         labels = t.ids[sel]
         const = np.zeros(r)
-        if kind in ("no_new_longs", "no_new_shorts", "no_trade"):
+        if kind in ("no_new_longs", "no_new_shorts", "no_trade", "no_buy"):
             h0 = t.h0[sel]
             scale = np.full(r, 0.01)
             lo = np.full(r, np.nan)
             hi = np.full(r, np.nan)
-            if kind in ("no_new_longs", "no_trade"):
+            if kind in ("no_new_longs", "no_trade", "no_buy"):
                 hi = np.maximum(h0, 0.0) if kind == "no_new_longs" else h0.copy()
             if kind in ("no_new_shorts", "no_trade"):
                 lo = np.minimum(h0, 0.0) if kind == "no_new_shorts" else h0.copy()
@@ -259,8 +259,9 @@ def normalize_all(specs: list[ConstraintSpec], data: ProblemData, relative: bool
         if block.rows or block.notes:
             blocks.append(block)
     if automatic:
+        no_buy = data.extra.get("no_buy", np.zeros(data.n, bool))
         for kind, flags in (("no_new_longs", data.no_new_longs),
-                            ("no_new_shorts", data.no_new_shorts)):
+                            ("no_new_shorts", data.no_new_shorts), ("no_buy", no_buy)):
             if flags.any():
                 spec = ConstraintSpec(kind=kind, name=f"restriction:{kind}")
                 block = normalize(spec, data, relative)

@@ -255,4 +255,5 @@ def problem_data(uni: Universe, settings: OptimizationSettings,
         dividend=col("dividend_yield") if costs.dividends else np.zeros(t.n),
         no_new_longs=col("no_new_longs", False).astype(bool),
         no_new_shorts=col("no_new_shorts", False).astype(bool),
+        extra={"no_buy": col("expiring", False).astype(bool)},
     )
