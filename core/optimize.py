@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from core.constraints.normalize import ConstraintBlock, block_values, exposures, normalize_all
+from core.constraints.normalize import (
+    WHOLE_BLOCK, ConstraintBlock, block_values, exposures, normalize_all,
+)
 from core.constraints.spec import ConstraintSpec
 from core.model.build import Model, build_model
 from core.model.data import ProblemData
@@ -79,9 +81,8 @@ def diagnostics(model: Model, h: np.ndarray, z: np.ndarray | None, x: np.ndarray
         for side, rb in model.constraint_rows.get(spec.name, {}).items():
             side = "upper" if side.startswith("upper") else side
             bound = block.hi if side == "upper" else block.lo
-            rows = (np.flatnonzero(~np.isnan(bound)) if block.transform not in
-                    ("risk", "factor_risk", "tracking", "concentration")
-                    else np.arange(block.rows))
+            rows = (np.arange(block.rows) if block.transform in WHOLE_BLOCK
+                    else np.flatnonzero(~np.isnan(bound)))
             if z is not None:
                 zz = z[rb.start:rb.stop]
                 if rb.cone == "soc":
@@ -126,9 +127,8 @@ def relaxation_report(elastic: Model, x: np.ndarray, tol: float = 1e-7) -> pl.Da
         block = by_name[v.name]
         amounts = x[v.var]
         bound_arr = block.hi if v.side == "upper" else block.lo
-        idx = (np.flatnonzero(~np.isnan(bound_arr))
-               if block.transform not in ("risk", "factor_risk", "tracking", "concentration")
-               else np.arange(block.rows))
+        idx = (np.arange(block.rows) if block.transform in WHOLE_BLOCK
+               else np.flatnonzero(~np.isnan(bound_arr)))
         for j, amount in zip(idx, amounts):
             if amount <= tol * max(1.0, abs(bound_arr[j]) if not np.isnan(bound_arr[j]) else 1):
                 continue

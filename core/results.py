@@ -157,6 +157,35 @@ def _risk(data: ProblemData, h: np.ndarray, active: bool) -> dict:
     }
 
 
+def _margin_summary(data: ProblemData, holdings: pl.DataFrame, hb: np.ndarray,
+                    ha: np.ndarray, solved: SolvedProblem) -> dict:
+    """Initial margin before and after, with and without hedge credit, and by group."""
+    nav = data.nav
+    budget = next((b.hi[0] / b.scale[0] * (0.01 if b.spec.unit == "%NAV" else 1 / nav) * nav
+                   for b in solved.model.blocks if b.spec.kind == "margin_budget"), None)
+    rate = data.margin_rate_all()
+    n = data.n
+    by_group = {}
+    for col in ("sector", "type"):
+        g = holdings.select(
+            group=pl.col(col).fill_null("(none)"),
+            before=pl.Series(rate[: len(holdings)] * np.abs(holdings.get_column(
+                "weight_before").to_numpy())) * nav,
+            after=pl.Series(rate[: len(holdings)] * np.abs(holdings.get_column(
+                "weight_after").to_numpy())) * nav,
+        ).group_by("group").agg(pl.col("before").sum(), pl.col("after").sum()).sort("group")
+        by_group[col] = g.to_dicts()
+    out = {}
+    for label, h in (("before", hb), ("after", ha)):
+        out[label] = {"used": data.margin(h) * nav,
+                      "used_without_hedge_credit": data.margin(h, hedge_credit=False) * nav}
+    return {"used": out["after"]["used"],
+            "used_without_hedge_credit": out["after"]["used_without_hedge_credit"],
+            "budget": budget, "before": out["before"], "after": out["after"],
+            "by_group": by_group, "hedges": 0 if data.hedges is None else data.hedges.size,
+            "tradable": n}
+
+
 def post_trade_summary(uni: Universe, data: ProblemData, holdings: pl.DataFrame,
                        trades: pl.DataFrame, solved: SolvedProblem) -> dict:
     nav = data.nav
@@ -217,6 +246,7 @@ def post_trade_summary(uni: Universe, data: ProblemData, holdings: pl.DataFrame,
         days = np.where(adv_shares > 0, np.abs(trade_shares) / adv_shares, np.nan)
     traded = np.abs(trade_shares) > 0
     alpha_after = float(data.alpha @ ha)
+    margin = _margin_summary(data, holdings, hb, ha, solved)
     return {
         "status": solved.status.value,
         "nav": nav, "numeraire": data.numeraire,
@@ -239,6 +269,7 @@ def post_trade_summary(uni: Universe, data: ProblemData, holdings: pl.DataFrame,
             "mean_trade_adv_pct": float(np.nanmean(days[traded]) * 100) if traded.any()
             else 0.0,
         },
+        "margin": margin,
         "binding_constraints": int(solved.diagnostics.get_column("binding").sum()),
         "iterations": solved.raw.iterations,
         "notes": solved.notes,

@@ -91,6 +91,9 @@ class OptimizationSettings(_Strict):
     look_through: bool = Field(
         default=True, description="ETFs, futures and baskets seen through their constituents "
                                   "for risk and group exposures")
+    margin_hedge_credit: bool = Field(
+        default=True, description="a basket held against its constituents margins at its "
+                                  "synthetic_margin_override rate, not both legs' rates")
     time_limit_s: float = Field(default=30.0, gt=0)
     representation: Literal["shares", "notional", "weights"] = "shares"
 

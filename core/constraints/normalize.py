@@ -21,7 +21,11 @@ from core.errors import ConfigError
 from core.model.data import ProblemData
 
 Transform = Literal["linear", "abs", "abs_trade", "pos", "neg", "factor", "concentration",
-                    "risk", "factor_risk", "tracking"]
+                    "risk", "factor_risk", "tracking", "margin"]
+
+
+# Transforms whose every row is enforced (not only rows with a finite bound).
+WHOLE_BLOCK = ("risk", "factor_risk", "tracking", "concentration", "margin")
 
 
 @dataclass
@@ -240,6 +244,8 @@ def normalize(spec: ConstraintSpec, data: ProblemData, relative: bool) -> Constr
         "tracking_error": ("tracking", ones, 0.0),
     }
     transform, S, const = table[kind]
+    if kind == "margin_budget" and data.hedges is not None:
+        transform = "margin"  # with hedge credit: see core/model/margin.py
     return ConstraintBlock(spec, transform, label, S, np.array([float(const)]), lo, hi, scale)
 
 
@@ -278,6 +284,7 @@ def normalize_all(specs: list[ConstraintSpec], data: ProblemData, relative: bool
 class Exposures:
     """Everything a constraint value can depend on, computed once from holdings h."""
 
+    data: ProblemData
     h: np.ndarray
     trade: np.ndarray
     gross: float
@@ -299,7 +306,7 @@ def exposures(data: ProblemData, h: np.ndarray, relative: bool, risk_terms: str)
     _, fva, sva = variance(True)
     f = data.fixed
     return Exposures(
-        h=h, trade=h - data.tradable.h0, gross=float(np.abs(h).sum() + np.abs(f.h0).sum()),
+        data=data, h=h, trade=h - data.tradable.h0, gross=float(np.abs(h).sum() + np.abs(f.h0).sum()),
         x_run=x_run, risk=float(np.sqrt(max(total(fv, sv), 0.0))),
         factor_risk=float(np.sqrt(max(fv, 0.0))),
         tracking=float(np.sqrt(max(total(fva, sva), 0.0))))
@@ -329,4 +336,6 @@ def block_values(block: ConstraintBlock, ex: Exposures) -> np.ndarray:
         return np.array([ex.factor_risk])
     if tr == "tracking":
         return np.array([ex.tracking])
+    if tr == "margin":
+        return np.array([ex.data.margin(ex.h)])
     raise AssertionError(tr)

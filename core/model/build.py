@@ -281,6 +281,9 @@ class _Build:
         if block.transform == "concentration":
             self._concentration(block)
             return
+        if block.transform == "margin":
+            self._margin_budget(block)
+            return
         S = block.S.tocoo()
         for side, bound, sign in (("upper", block.hi, 1.0), ("lower", block.lo, -1.0)):
             rows = np.flatnonzero(~np.isnan(bound))
@@ -313,6 +316,46 @@ class _Build:
             self.rows[block.spec.name][side] = self.mb.add_rows(
                 block.spec.name, "constraint", "nonneg", m, entries, 0.0, labels=block.labels,
                 side="upper", scale=block.scale)
+
+    def _margin_budget(self, block: ConstraintBlock) -> None:
+        """sum rate |h - V p| + sum hedge_rate |p| <= budget (core/model/margin.py)."""
+        d, mb, v = self.d, self.mb, self.var
+        H = d.hedges
+        n, k = d.n, H.size
+        rate = d.margin_rate_all()
+        sup = H.support()
+        p = v["p_hedge"] = mb.variables("p_hedge", k)
+        w = v["w_hedge"] = mb.variables("w_hedge", k)
+        a = v["a_hedge"] = mb.variables("a_hedge", len(sup))
+        j = np.arange(k)
+        mb.add_rows("hedge_size", "definition", "nonneg", 2 * k,
+                    [coo(j, p, 1.0), coo(j, w, -1.0), coo(j + k, p, -1.0), coo(j + k, w, -1.0)],
+                    0.0)
+        Vs = H.V[sup].tocoo()
+        m = len(sup)
+        i = np.arange(m)
+        in_t = sup < n
+        h0_all = np.concatenate([np.zeros(n), d.fixed.h0])
+        # +/-(h_i - (V p)_i) - a_i <= 0, with h_i a constant for fixed instruments
+        entries = [coo(i[in_t], v["h"][sup[in_t]], 1.0), coo(Vs.row, p[Vs.col], -Vs.data),
+                   coo(i, a, -1.0),
+                   coo(m + i[in_t], v["h"][sup[in_t]], -1.0),
+                   coo(m + Vs.row, p[Vs.col], Vs.data), coo(m + i, a, -1.0)]
+        mb.add_rows("hedge_residual", "definition", "nonneg", 2 * m, entries,
+                    np.concatenate([-h0_all[sup], h0_all[sup]]))
+        outside_t = np.setdiff1d(np.arange(n), sup)
+        outside_f = np.setdiff1d(np.arange(n, n + d.fixed.n), sup)
+        const = float(rate[outside_f] @ np.abs(h0_all[outside_f]))
+        zero = np.zeros
+        entries = [coo(zero(len(outside_t)), v["l"][outside_t], rate[outside_t]),
+                   coo(zero(len(outside_t)), v["s"][outside_t], rate[outside_t]),
+                   coo(zero(m), a, rate[sup]), coo(zero(k), w, H.rate)]
+        viol = self._violation(block, "upper", 1)
+        if viol is not None:
+            entries.append(coo([0], viol, -1.0))
+        self.rows[block.spec.name]["upper"] = mb.add_rows(
+            block.spec.name, "constraint", "nonneg", 1, entries, block.hi[0] - const,
+            labels=block.labels, side="upper", scale=block.scale)
 
     def _risk_limit(self, block: ConstraintBlock) -> None:
         st = self.st

@@ -18,6 +18,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from core.model.lookthrough import LookThrough, build_lookthrough, identity
+from core.model.margin import Hedges, build_hedges, margin_used, margin_without_credit
 from core.settings import OptimizationSettings
 from core.universe import Universe
 
@@ -78,6 +79,18 @@ class ProblemData:
     extra: dict = field(default_factory=dict)
     factor_root: np.ndarray | None = None  # R with R'R = factor_cov, when already known
     lookthrough: LookThrough | None = None  # None: every instrument is its own exposure
+    hedges: Hedges | None = None  # recognized hedges for margin credit
+
+    def margin_rate_all(self) -> np.ndarray:
+        return np.concatenate([self.tradable.margin_rate, self.fixed.margin_rate])
+
+    def margin(self, h: np.ndarray, hedge_credit: bool = True) -> float:
+        """Initial margin of post-trade positions h, as a fraction of NAV."""
+        h_all = self.positions_all(h, False)
+        rate = self.margin_rate_all()
+        if not hedge_credit:
+            return margin_without_credit(rate, h_all)
+        return margin_used(rate, h_all, self.hedges)[0]
 
     # --- risk, in one place for the model, the diagnostics and the results ----------------
 
@@ -240,8 +253,14 @@ def problem_data(uni: Universe, settings: OptimizationSettings,
             frame[both].get_column("unit_value").fill_null(0.0).to_numpy(),
             np.isin(frame[both].get_column("instrument_id").to_numpy(), mapped_ids),
             np.concatenate([t.idio, f.idio]))
+    hedges = None
+    if lookthrough is not None and settings.margin_hedge_credit:
+        both = np.concatenate([t.rows, f.rows])
+        override = frame[both].get_column("synthetic_margin_override").fill_null(
+            float("nan")).to_numpy()
+        hedges = build_hedges(lookthrough.E, lookthrough.mapped, override)
     return ProblemData(
-        lookthrough=lookthrough,
+        lookthrough=lookthrough, hedges=hedges,
         nav=nav, numeraire=uni.numeraire, horizon_scale=horizon / TRADING_DAYS,
         factor_names=fm.names, factor_kinds=fm.kinds, factor_cov=fm.covariance,
         factor_root=fm.root,
