@@ -47,6 +47,7 @@ class SolvedProblem:
     relaxation: pl.DataFrame | None = None
     conflicts: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    flows: np.ndarray = field(default_factory=lambda: np.zeros(0))
     timings: dict[str, float] = field(default_factory=dict)
     solver: str = "clarabel"
 
@@ -64,7 +65,8 @@ def diagnostics(model: Model, h: np.ndarray, z: np.ndarray | None, x: np.ndarray
     NAV gained per one unit of relaxation of the bound, in the constraint's unit).
     """
     st = model.settings
-    ex = exposures(model.data, h, st.relative_to_benchmark, st.risk_terms)
+    k = x[model.var["k_flow"]] if (x is not None and "k_flow" in model.var) else None
+    ex = exposures(model.data, h, st.relative_to_benchmark, st.risk_terms, k)
     viol_of = {(v.name, v.side): v for v in model.violations}
     frames = []
     for block in model.blocks:
@@ -213,6 +215,8 @@ def solve_problem(data: ProblemData, constraints: list[ConstraintSpec],
         notes.extend(_relaxation_notes(model, raw.x, h))
         result = SolvedProblem(raw.status, -raw.objective, h, data, model, raw, diag,
                                notes=notes, timings=timings, solver=raw.solver)
+        if "k_flow" in model.var:
+            result.flows = raw.x[model.var["k_flow"]]
     else:
         h = data.tradable.h0.copy()
         diag = diagnostics(model, h, None, None)

@@ -45,6 +45,8 @@ def write_outputs(result: OptimizationResult, out_dir: str | Path) -> dict[str, 
         files["orders"] = write_orders(result.orders, out / "orders.csv")
         files["trades"] = atomic_write(out / "trades.parquet", result.trades.write_parquet)
         files["optimal"] = atomic_write(out / "optimal.parquet", result.optimal.write_parquet)
+        if result.flows is not None and result.flows.height:
+            files["flows"] = atomic_write(out / "flows.csv", result.flows.write_csv)
     files["diagnostics"] = atomic_write(out / "diagnostics.parquet",
                                         result.diagnostics.write_parquet)
     if result.relaxation is not None:

@@ -32,6 +32,7 @@ class OptimizationResult:
     orders: pl.DataFrame
     summary: dict
     timings: dict[str, float] = field(default_factory=dict)
+    flows: pl.DataFrame | None = None  # create/redeem and EFP, for the AP or the futures desk
 
     @property
     def diagnostics(self) -> pl.DataFrame:
@@ -50,8 +51,13 @@ def _round_to_lots(shares: np.ndarray, lot: np.ndarray) -> np.ndarray:
     return np.round(shares / lot) * lot
 
 
-def holdings_frame(uni: Universe, data: ProblemData, h: np.ndarray) -> pl.DataFrame:
-    """One row per instrument that is held or tradable: before and after, in every unit."""
+def holdings_frame(uni: Universe, data: ProblemData, h: np.ndarray,
+                   k: np.ndarray | None = None) -> pl.DataFrame:
+    """One row per instrument that is held or tradable: before and after, in every unit.
+
+    trade_shares is the market trade (rounded to lots); flow_shares what create/redeem and
+    EFP move without the market.
+    """
     frame = uni.frame
     t = data.tradable
     rows = np.concatenate([t.rows, data.fixed.rows])
@@ -64,14 +70,20 @@ def holdings_frame(uni: Universe, data: ProblemData, h: np.ndarray) -> pl.DataFr
     with np.errstate(divide="ignore", invalid="ignore"):
         target[: t.n] = np.where(unit_value[: t.n] > 0, h * nav / unit_value[: t.n],
                                  before[: t.n])
-    trade = _round_to_lots(target - before, lot)
+    flow = np.zeros(len(before))
+    if data.flows is not None and k is not None and len(k):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            flow[: t.n] = np.where(unit_value[: t.n] > 0,
+                                   (data.flows.V @ k) * nav / unit_value[: t.n], 0.0)
+    trade = _round_to_lots(target - before - flow, lot)
     trade[t.n:] = 0.0
-    after = before + trade
+    after = before + flow + trade
     out = sub.select("instrument_id", "ticker", "type", "currency", "sector", "industry",
                      "country",
                      "price", "unit_value", "lot_size", "tradable").with_columns(
         shares_before=pl.Series(before), shares_target=pl.Series(target),
-        trade_shares=pl.Series(trade), shares_after=pl.Series(after),
+        flow_shares=pl.Series(flow), trade_shares=pl.Series(trade),
+        shares_after=pl.Series(after),
         notional_before=pl.Series(before * unit_value),
         notional_after=pl.Series(after * unit_value),
         trade_notional=pl.Series(trade * unit_value),
@@ -230,8 +242,11 @@ def post_trade_summary(uni: Universe, data: ProblemData, holdings: pl.DataFrame,
         ).sort("group")
         groups[col] = g.to_dicts()
 
-    trade_w = (ha - hb)
+    trade_w = holdings.get_column("trade_notional").to_numpy()[:n] / nav
     costs = _trade_costs(data, trade_w)
+    if data.flows is not None and len(solved.flows):
+        costs["flows"] = data.flows.cost * np.abs(solved.flows)
+        costs["flow_premium_captured"] = -data.flows.gain * solved.flows
     hs = data.horizon_scale
     carry = {
         "borrow": float(hs * data.borrow @ np.maximum(-ha, 0)),
@@ -257,7 +272,8 @@ def post_trade_summary(uni: Universe, data: ProblemData, holdings: pl.DataFrame,
         "groups": groups,
         "costs_bp": cost_bp,
         "costs": {k: v / 1e4 * nav for k, v in cost_bp.items()},
-        "trading_cost_bp": cost_bp["linear"] + cost_bp["impact"] + cost_bp["impact_curve"],
+        "trading_cost_bp": cost_bp["linear"] + cost_bp["impact"] + cost_bp["impact_curve"]
+        + cost_bp.get("flows", 0.0),
         "turnover_pct": float(np.abs(trade_w).sum() * 100),
         "turnover": float(np.abs(trade_w).sum() * nav),
         "trades": int(traded.sum()),
@@ -293,7 +309,8 @@ def optimize(uni: Universe, constraints: list, settings, solver: str = "auto",
     solved = solve_problem(data, constraints, settings, solver=choice.name, options=options)
     t2 = time.perf_counter()
     h = solved.h if solved.status.has_solution else data.tradable.h0
-    holdings = holdings_frame(uni, data, h)
+    k = solved.flows if solved.status.has_solution else None
+    holdings = holdings_frame(uni, data, h, k)
     trades, orders = trades_and_orders(holdings, data)
     summary = post_trade_summary(uni, data, holdings, trades, solved)
     summary["orders"] = orders.height
@@ -306,7 +323,12 @@ def optimize(uni: Universe, constraints: list, settings, solver: str = "auto",
     timings = {"problem_data_s": t1 - t0, **solved.timings,
                "results_s": time.perf_counter() - t2}
     summary["timings"] = timings
+    from core.model.flows import flows_frame
+
+    flows = flows_frame(data.flows, k if k is not None else np.zeros(0), data.tradable.ids,
+                        data.nav)
+    summary["flows"] = flows.to_dicts()
     return OptimizationResult(
         status=solved.status.value, solver=solved.solver, solver_reason=choice.reason,
         solved=solved, current=current, optimal=optimal, trades=trades, orders=orders,
-        summary=summary, timings=timings)
+        summary=summary, timings=timings, flows=flows)

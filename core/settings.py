@@ -67,6 +67,21 @@ class CostSettings(_Strict):
     scale: float = Field(default=1.0, ge=0, description="multiplier on all trading costs")
 
 
+class SyntheticSettings(_Strict):
+    """ETF create/redeem and EFP: positions that change without crossing the market."""
+
+    allow_create_redeem: bool = Field(
+        default=False, description="create or redeem ETF units against their baskets")
+    create_redeem_cost_bps: float = Field(
+        default=2.0, ge=0, description="creation/redemption fee and slippage, bp of notional")
+    max_redeem_notional: float | None = Field(
+        default=None, ge=0, description="largest redemption per ETF, numeraire")
+    allow_efp: bool = Field(default=False,
+                            description="exchange futures for their baskets at the basis")
+    efp_cost_bps: float = Field(
+        default=1.0, ge=0, description="EFP fees and basis spread over fair, bp of notional")
+
+
 class OptimizationSettings(_Strict):
     """How the objective is formed (platform spec section 10; seed 004 objectives).
 
@@ -88,6 +103,7 @@ class OptimizationSettings(_Strict):
     factor_target_weights: dict[str, float] = Field(
         default_factory=dict, description="weight per targeted factor (default 1)")
     costs: CostSettings = Field(default_factory=CostSettings)
+    synthetics: SyntheticSettings = Field(default_factory=SyntheticSettings)
     look_through: bool = Field(
         default=True, description="ETFs, futures and baskets seen through their constituents "
                                   "for risk and group exposures")

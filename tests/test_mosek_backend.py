@@ -132,7 +132,9 @@ def random_program(seed: int) -> ConicProgram:
     m = sum(cone.dim for cone in cones)
     n = int(rng.integers(1, 40))
     A = sp.random(m, n, density=float(rng.uniform(0.05, 0.6)), format="csc", random_state=rng,
-                  data_rvs=lambda k: rng.standard_normal(k) * 10.0 ** rng.integers(-8, 8, k))
+                  # Magnitudes 1e-8..1e8: MOSEK ignores coefficients below ~1e-12, which a
+                  # normal draw times 1e-8 can produce.
+                  data_rvs=lambda k: rng.choice([-1.0, 1.0], k) * 10.0 ** rng.uniform(-8, 8, k))
     integer = rng.choice(n, size=int(rng.integers(0, n + 1)) // 3, replace=False)
     return program(A, rng.standard_normal(m), rng.standard_normal(n), cones,
                    c0=float(rng.standard_normal()), integer=np.sort(integer))

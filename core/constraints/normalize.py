@@ -294,7 +294,8 @@ class Exposures:
     tracking: float  # sqrt(V) on h - b
 
 
-def exposures(data: ProblemData, h: np.ndarray, relative: bool, risk_terms: str) -> Exposures:
+def exposures(data: ProblemData, h: np.ndarray, relative: bool, risk_terms: str,
+              flows: np.ndarray | None = None) -> Exposures:
     def total(fv: float, sv: float) -> float:
         return {"full": fv + sv, "factor": fv, "idio": sv}[risk_terms]
 
@@ -306,7 +307,7 @@ def exposures(data: ProblemData, h: np.ndarray, relative: bool, risk_terms: str)
     _, fva, sva = variance(True)
     f = data.fixed
     return Exposures(
-        data=data, h=h, trade=h - data.tradable.h0, gross=float(np.abs(h).sum() + np.abs(f.h0).sum()),
+        data=data, h=h, trade=data.market_trade(h, flows), gross=float(np.abs(h).sum() + np.abs(f.h0).sum()),
         x_run=x_run, risk=float(np.sqrt(max(total(fv, sv), 0.0))),
         factor_risk=float(np.sqrt(max(fv, 0.0))),
         tracking=float(np.sqrt(max(total(fva, sva), 0.0))))

@@ -86,8 +86,11 @@ class _Build:
         mb.add_rows("legs_nonneg", "bound", "nonneg", 2 * n,
                     [coo(i, l, -1.0), coo(i + n, s, -1.0)], 0.0)
         h0 = d.tradable.h0
-        mb.add_rows("trade_size", "definition", "nonneg", 2 * n,
-                    [coo(i, h, 1.0), coo(i, u, -1.0), coo(i + n, h, -1.0), coo(i + n, u, -1.0)],
+        entries = [coo(i, h, 1.0), coo(i, u, -1.0), coo(i + n, h, -1.0), coo(i + n, u, -1.0)]
+        if d.flows is not None:
+            entries += self._flows()
+        # u >= |h - h0 - V k|: the market trade, what costs and trade limits apply to
+        mb.add_rows("trade_size", "definition", "nonneg", 2 * n, entries,
                     np.concatenate([h0, -h0]))
         if any(b.transform == "concentration" for b in self.blocks):
             g = self.var["g"] = mb.variables("g", 1)
@@ -100,6 +103,25 @@ class _Build:
             mb.add_rows("factor_exposure_definition", "definition", "zero", d.k,
                         [coo(np.arange(d.k), x, 1.0), coo(B.row, h[B.col], -B.data)],
                         fixed_exposures(d, self.relative))
+
+    def _flows(self) -> list[tuple]:
+        """Create/redeem and EFP flows k: bounds, |k| costs; returns trade-row entries."""
+        F, mb = self.d.flows, self.mb
+        n, f = self.d.n, F.size
+        k = self.var["k_flow"] = mb.variables("k_flow", f)
+        z = self.var["z_flow"] = mb.variables("z_flow", f)
+        j = np.arange(f)
+        mb.add_rows("flow_size", "definition", "nonneg", 2 * f,
+                    [coo(j, k, 1.0), coo(j, z, -1.0), coo(j + f, k, -1.0), coo(j + f, z, -1.0)],
+                    0.0)
+        lo = np.flatnonzero(np.isfinite(F.lower))
+        if len(lo):
+            mb.add_rows("flow_limit", "bound", "nonneg", len(lo),
+                        [coo(np.arange(len(lo)), k[lo], -1.0)], -F.lower[lo])
+        mb.cost(z, F.cost)
+        mb.cost(k, -F.gain)
+        V = F.V.tocoo()
+        return [coo(V.row, k[V.col], -V.data), coo(V.row + n, k[V.col], V.data)]
 
     # --- risk ------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from core.model.lookthrough import LookThrough, build_lookthrough, identity
+from core.model.flows import Flows, build_flows
 from core.model.margin import Hedges, build_hedges, margin_used, margin_without_credit
 from core.settings import OptimizationSettings
 from core.universe import Universe
@@ -80,6 +81,14 @@ class ProblemData:
     factor_root: np.ndarray | None = None  # R with R'R = factor_cov, when already known
     lookthrough: LookThrough | None = None  # None: every instrument is its own exposure
     hedges: Hedges | None = None  # recognized hedges for margin credit
+    flows: Flows | None = None  # ETF create/redeem and EFP
+
+    def market_trade(self, h: np.ndarray, k: np.ndarray | None = None) -> np.ndarray:
+        """The part of h - h0 that crosses the market: flows (k) move the rest."""
+        trade = h - self.tradable.h0
+        if self.flows is not None and k is not None and len(k):
+            trade = trade - self.flows.V @ k
+        return trade
 
     def margin_rate_all(self) -> np.ndarray:
         return np.concatenate([self.tradable.margin_rate, self.fixed.margin_rate])
@@ -259,8 +268,13 @@ def problem_data(uni: Universe, settings: OptimizationSettings,
         override = frame[both].get_column("synthetic_margin_override").fill_null(
             float("nan")).to_numpy()
         hedges = build_hedges(lookthrough.E, lookthrough.mapped, override)
+    flows = None
+    if lookthrough is not None:
+        flows = build_flows(lookthrough, t.n, sub.get_column("type").to_numpy(), unit_value,
+                            sub.get_column("creation_unit_size").fill_null(float("nan"))
+                            .to_numpy(), nav, settings.synthetics)
     return ProblemData(
-        lookthrough=lookthrough, hedges=hedges,
+        lookthrough=lookthrough, hedges=hedges, flows=flows,
         nav=nav, numeraire=uni.numeraire, horizon_scale=horizon / TRADING_DAYS,
         factor_names=fm.names, factor_kinds=fm.kinds, factor_cov=fm.covariance,
         factor_root=fm.root,
