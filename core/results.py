@@ -7,7 +7,7 @@ the one the orders produce; constraint diagnostics describe the solver's solutio
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import polars as pl
@@ -199,7 +199,8 @@ def _margin_summary(data: ProblemData, holdings: pl.DataFrame, hb: np.ndarray,
 
 
 def post_trade_summary(uni: Universe, data: ProblemData, holdings: pl.DataFrame,
-                       trades: pl.DataFrame, solved: SolvedProblem) -> dict:
+                       trades: pl.DataFrame, solved: SolvedProblem,
+                       flows_k: np.ndarray | None = None) -> dict:
     nav = data.nav
     n = data.n
     w_before = holdings.get_column("weight_before").to_numpy()
@@ -244,9 +245,9 @@ def post_trade_summary(uni: Universe, data: ProblemData, holdings: pl.DataFrame,
 
     trade_w = holdings.get_column("trade_notional").to_numpy()[:n] / nav
     costs = _trade_costs(data, trade_w)
-    if data.flows is not None and len(solved.flows):
-        costs["flows"] = data.flows.cost * np.abs(solved.flows)
-        costs["flow_premium_captured"] = -data.flows.gain * solved.flows
+    if flows_k is not None and len(flows_k):
+        costs["flows"] = data.flows.cost * np.abs(flows_k)
+        costs["flow_premium_captured"] = -data.flows.gain * flows_k
     hs = data.horizon_scale
     carry = {
         "borrow": float(hs * data.borrow @ np.maximum(-ha, 0)),
@@ -308,11 +309,28 @@ def optimize(uni: Universe, constraints: list, settings, solver: str = "auto",
     t1 = time.perf_counter()
     solved = solve_problem(data, constraints, settings, solver=choice.name, options=options)
     t2 = time.perf_counter()
+    k = None
+    if solved.status.has_solution and data.flows is not None:
+        # Flows settle in whole creation units (ETFs) or contracts (EFP): round them, then
+        # re-solve with the flows fixed so every limit holds for what is actually sent.
+        k = np.round(solved.flows / data.flows.unit_notional) * data.flows.unit_notional
+        if np.abs(k - solved.flows).max() > 1e-12:
+            fixed = replace(data, flows=replace(data.flows, lower=k, upper=k))
+            repaired = solve_problem(fixed, constraints, settings, solver=choice.name,
+                                     options=options)
+            if repaired.status.has_solution:
+                repaired.notes.append(
+                    f"flows rounded to whole creation units or contracts and the rest "
+                    f"re-solved; utility {1e4 * (repaired.objective - solved.objective):+.3f} "
+                    "bp against the continuous solution")
+                repaired.timings = {k_: solved.timings.get(k_, 0) + v
+                                    for k_, v in repaired.timings.items()}
+                # k stays the exact rounded flows; the solver holds them only to tolerance.
+                solved, data = repaired, fixed
     h = solved.h if solved.status.has_solution else data.tradable.h0
-    k = solved.flows if solved.status.has_solution else None
     holdings = holdings_frame(uni, data, h, k)
     trades, orders = trades_and_orders(holdings, data)
-    summary = post_trade_summary(uni, data, holdings, trades, solved)
+    summary = post_trade_summary(uni, data, holdings, trades, solved, k)
     summary["orders"] = orders.height
     summary["solver"] = {"name": solved.solver, "reason": choice.reason,
                          "status": solved.raw.message, "iterations": solved.raw.iterations}

@@ -63,7 +63,9 @@ class CostSettings(_Strict):
     impact_curve: bool = Field(default=True, description="use impact_curve points where given")
     borrow: bool = Field(default=True, description="borrow fee on short notional")
     financing: bool = Field(default=True, description="financing on long notional")
-    dividends: bool = Field(default=True, description="dividends received long, paid short")
+    dividends: bool = Field(
+        default=False, description="dividends received long, paid short; only when alpha "
+                                   "forecasts price return (a total-return alpha has them)")
     scale: float = Field(default=1.0, ge=0, description="multiplier on all trading costs")
 
 

@@ -209,7 +209,7 @@ def test_cost_switches_reach_the_problem(tmp_path):
     from core.model.data import problem_data
 
     uni = AppState(book_config(write_book(tmp_path))).load()
-    on = problem_data(uni, OptimizationSettings())
+    on = problem_data(uni, OptimizationSettings(costs=CostSettings(dividends=True)))
     off = problem_data(uni, OptimizationSettings(costs=CostSettings(
         linear=False, impact=False, borrow=False, financing=False, dividends=False)))
     assert on.linear_cost.min() > 0 and on.impact.max() > 0 and on.borrow.max() > 0

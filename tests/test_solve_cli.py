@@ -125,3 +125,17 @@ def test_unknown_group_value_exit_1(tmp_path, capsys):
     code = main(["solve", "--config", str(cfg), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 1 and "no instrument has sector = 'Crypto'" in err and "Fix:" in err
+
+
+@pytest.mark.parametrize("scenario", sorted(p.stem for p in (SAMPLE_DIR / "scenarios").glob(
+    "*.toml")))
+def test_every_shipped_scenario_solves(scenario, tmp_path, capsys):
+    code = main(["solve", "--config", str(SAMPLE_DIR / "scenarios" / f"{scenario}.toml"),
+                 "--out", str(tmp_path), "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0 and doc["status"] == "optimal", doc.get("relaxation")
+    if scenario == "index_arb":
+        m = doc["summary"]["margin"]
+        assert m["budget"] == pytest.approx(0.85 * doc["summary"]["nav"])
+        # The summary describes the lot-rounded book: rounding may move margin a hair.
+        assert m["used"] <= m["budget"] * (1 + 1e-4) < m["used_without_hedge_credit"]

@@ -118,6 +118,10 @@ class _Build:
         if len(lo):
             mb.add_rows("flow_limit", "bound", "nonneg", len(lo),
                         [coo(np.arange(len(lo)), k[lo], -1.0)], -F.lower[lo])
+        hi = np.flatnonzero(np.isfinite(F.upper))
+        if len(hi):
+            mb.add_rows("flow_limit_upper", "bound", "nonneg", len(hi),
+                        [coo(np.arange(len(hi)), k[hi], 1.0)], F.upper[hi])
         mb.cost(z, F.cost)
         mb.cost(k, -F.gain)
         V = F.V.tocoo()

@@ -273,6 +273,12 @@ def problem_data(uni: Universe, settings: OptimizationSettings,
         flows = build_flows(lookthrough, t.n, sub.get_column("type").to_numpy(), unit_value,
                             sub.get_column("creation_unit_size").fill_null(float("nan"))
                             .to_numpy(), nav, settings.synthetics)
+    if flows is not None and settings.objective == "utility":
+        # Where creation and redemption are open, the arbitrage closes an ETF's premium:
+        # holding a rich ETF loses its premium over the horizon. Without this the model
+        # would "create and hold", booking a premium no one will pay.
+        cr = flows.kind == "create_redeem"
+        alpha[flows.basket[cr]] -= flows.gain[cr]
     return ProblemData(
         lookthrough=lookthrough, hedges=hedges, flows=flows,
         nav=nav, numeraire=uni.numeraire, horizon_scale=horizon / TRADING_DAYS,
