@@ -357,6 +357,14 @@ class _Build:
         mb.add_rows("hedge_size", "definition", "nonneg", 2 * k,
                     [coo(j, p, 1.0), coo(j, w, -1.0), coo(j + k, p, -1.0), coo(j + k, w, -1.0)],
                     0.0)
+        # Credit reaches at most the basket position held: |p| <= |h_b| (<= l_b + s_b).
+        in_t = H.basket < n
+        bt, bf = np.flatnonzero(in_t), np.flatnonzero(~in_t)
+        h0_basket = np.abs(np.concatenate([np.zeros(n), d.fixed.h0])[H.basket])
+        mb.add_rows("hedge_cap", "definition", "nonneg", k,
+                    [coo(bt, w[bt], 1.0), coo(bt, v["l"][H.basket[bt]], -1.0),
+                     coo(bt, v["s"][H.basket[bt]], -1.0), coo(bf, w[bf], 1.0)],
+                    np.where(in_t, 0.0, h0_basket))
         Vs = H.V[sup].tocoo()
         m = len(sup)
         i = np.arange(m)

@@ -7,7 +7,9 @@ against its constituents, from the look-through), p the hedged amounts. Margin i
 
 an infimal convolution, so it stays convex: a tight index arbitrage margins at the hedge
 rate (the basket's `synthetic_margin_override`) instead of the sum of both legs' rates.
-A basket without an override is not recognized as a hedge and gets no credit.
+A basket without an override is not recognized as a hedge and gets no credit, and credit
+reaches at most the basket position held (|p_k| <= |h_basket|): a basket of stocks alone is
+not margined as if it were the ETF.
 """
 
 from __future__ import annotations
@@ -56,23 +58,30 @@ def margin_used(rate: np.ndarray, h_all: np.ndarray, hedges: Hedges | None) -> t
     w >= |p|; everything else margins at its own rate.
     """
     gross = margin_without_credit(rate, h_all)
-    if hedges is None or not np.any(h_all[hedges.support()]):
-        return gross, np.zeros(0 if hedges is None else hedges.size)
-    sup = hedges.support()
-    V = sp.csr_matrix(hedges.V[sup])
+    if hedges is None:
+        return gross, np.zeros(0)
+    held = np.flatnonzero(h_all[hedges.basket] != 0)
+    if not len(held):
+        return gross, np.zeros(hedges.size)
+    Vh = sp.csc_matrix(hedges.V[:, held])
+    sup = np.flatnonzero(Vh.getnnz(axis=1))
+    V = sp.csr_matrix(Vh[sup])
     hs, rs = h_all[sup], rate[sup]
     m, k = V.shape
+    cap = np.abs(h_all[hedges.basket[held]])
     # x = [p (k), a (m), w (k)]; minimize rs'a + rate_h'w
-    c = np.concatenate([np.zeros(k), rs, hedges.rate])
+    c = np.concatenate([np.zeros(k), rs, hedges.rate[held]])
     eye_m, eye_k = sp.identity(m), sp.identity(k)
     A = sp.bmat([[-V, -eye_m, None],     # h - V p <= a
                  [V, -eye_m, None],      # -(h - V p) <= a
                  [eye_k, None, -eye_k],  # p <= w
                  [-eye_k, None, -eye_k]], format="csc")  # -p <= w
     b = np.concatenate([-hs, hs, np.zeros(2 * k)])
-    bounds = [(None, None)] * k + [(0, None)] * (m + k)
+    bounds = ([(-cp, cp) for cp in cap] + [(0, None)] * m + [(0, cp) for cp in cap])
     res = linprog(c, A_ub=A, b_ub=b, bounds=bounds, method="highs")
+    p = np.zeros(hedges.size)
     if res.status != 0:
-        return gross, np.zeros(k)
+        return gross, p
+    p[held] = res.x[:k]
     outside = gross - margin_without_credit(rs, hs)
-    return float(res.fun + outside), res.x[:k]
+    return float(res.fun + outside), p
