@@ -14,15 +14,24 @@ Besides the CVXPY model this module has a plain-numpy evaluator (`constraint_row
 `objective_value`) that computes, for a given post-trade h, every constraint row's value in
 its own unit and the objective, used by the tests to check spo's diagnostics.
 
-Resolutions of points the formulation leaves open (see the report in the tests):
+Resolutions of points the formulation leaves open:
 - A soft constraint gets one violation variable per row (per instrument / group / factor),
-  shared by its lower and upper side; P sums penalty x 1e-4 x v over all rows.
+  shared by its lower and upper side; P sums penalty x 1e-4 x v over all rows. A row whose
+  unit is worth nothing (%holding of a name not held) stays hard.
 - A soft max_concentration (unit %gross) measures its violation in percent of NAV
   (|h_i| <= hi/100 G + v/100): a violation in percent of the variable G is not convex.
+- no_new_longs / no_new_shorts / no_trade are bounds in %NAV (their unit): h_i <= max(h0,0),
+  h_i >= min(h0,0), h_i = h0; soft ones pay per %NAV of violation. no_buy (in the
+  catalogue, not in formulation.md: "may sell, not buy") is h_i <= h0_i.
 - total_risk and tracking_error use V as `risk_terms` defines it; factor_risk is FV.
 - target_exposures sums over the factors named in `factor_targets` only; a weight for a
   factor without a target is ignored; unknown factor names raise ValueError.
 - Names with an impact curve pay the curve instead of the 3/2-power term.
+- Upper bounds alone on gross / leverage / LMV / SMV are stated on h (sum |h|, sum h+,
+  sum h-): the same feasible set as through minimal legs. The legs l, s (h = l - s) are
+  built only for lower bounds and max_concentration, where the formulation relaxes.
+- Carry (financing, borrow) is on max(h, 0), max(-h, 0) as written, never on the legs, so
+  overlapping legs cost nothing: see `legs_priced` for the variant spo implements.
 """
 
 from __future__ import annotations
@@ -40,6 +49,11 @@ from core.model.data import ProblemData
 from core.settings import OptimizationSettings
 
 PENALTY_SCALE = 1e-4  # penalty is in bp of NAV per unit of violation
+# |m|^1.5 as a 3-d power cone ("power") or through cvxpy's second-order-cone tower ("soc";
+# exact for the rational power 3/2). Clarabel is more accurate with the power cone on small
+# problems (e.g. when the optimum does not trade, where the tower is degenerate) but stalls
+# on 15,000 of them, where the tower solves: "auto" picks by size.
+IMPACT_CONE_AUTO_MAX_N = 5000
 
 # Bounds of these kinds are applied to sums over the legs l, s (h = l - s).
 LEG_KINDS = ("gross_exposure", "leverage", "long_market_value", "short_market_value",
@@ -158,6 +172,27 @@ def _check_units(spec: ConstraintSpec) -> None:
         raise ValueError(f"{spec.kind} does not take unit '{spec.unit}'")
 
 
+NO_BOUNDS_KINDS = ("no_new_longs", "no_new_shorts", "no_trade", "no_buy")
+
+
+def flag_bounds(kind: str, h0):
+    """(lower, upper) in %NAV on h_i that a flag kind stands for (None: no bound).
+
+    no_new_longs: h <= max(h0, 0); no_new_shorts: h >= min(h0, 0); no_trade: h = h0;
+    no_buy ("may sell, not buy", not in formulation.md): h <= h0.
+    """
+    h0 = np.asarray(h0, dtype=float) * 100
+    if kind == "no_new_longs":
+        return None, np.maximum(h0, 0.0)
+    if kind == "no_new_shorts":
+        return np.minimum(h0, 0.0), None
+    if kind == "no_trade":
+        return h0, h0
+    if kind == "no_buy":
+        return None, h0
+    raise ValueError(f"{kind} is not a flag kind")
+
+
 def _sqrt_cov(cov: np.ndarray) -> np.ndarray:
     """R with R'R = cov (K x K), from the eigen-decomposition (works when singular)."""
     cov = 0.5 * (np.asarray(cov, dtype=float) + np.asarray(cov, dtype=float).T)
@@ -172,8 +207,13 @@ def _sqrt_cov(cov: np.ndarray) -> np.ndarray:
 
 
 class _Builder:
-    def __init__(self, data: ProblemData, settings: OptimizationSettings):
+    def __init__(self, data: ProblemData, settings: OptimizationSettings,
+                 legs_priced: bool = False, impact_cone: str = "auto"):
+        if impact_cone not in ("auto", "power", "soc"):
+            raise ValueError(f"impact_cone must be auto, power or soc, not {impact_cone!r}")
         self.data, self.settings = data, settings
+        self.legs_priced = legs_priced
+        self.impact_cone = impact_cone
         t, f = data.tradable, data.fixed
         self.n = t.n
         self.rel = settings.relative_to_benchmark
@@ -185,6 +225,7 @@ class _Builder:
         self.cons: list = []
         self.penalty_terms: list = []
         self._legs = None
+        self._leg_vars = None
         self._gross_var = None
         self._abs_m = None
         self._abs_h = None
@@ -200,7 +241,12 @@ class _Builder:
     @property
     def abs_h(self):
         if self._abs_h is None:
-            self._abs_h = cp.abs(self.h)
+            if self.legs_priced:  # variant: |h_i| is l_i + s_i wherever it appears
+                self.legs()
+                lv, sv = self._leg_vars
+                self._abs_h = lv + sv
+            else:
+                self._abs_h = cp.abs(self.h)
         return self._abs_h
 
     def legs(self):
@@ -208,6 +254,7 @@ class _Builder:
             l = cp.Variable(self.n, nonneg=True, name="long_leg")
             s = cp.Variable(self.n, nonneg=True, name="short_leg")
             self.cons.append(self.h == l - s)
+            self._leg_vars = (l, s)
             h0f = self.data.fixed.h0
             lf = float(np.maximum(h0f, 0).sum())
             sf = float(np.maximum(-h0f, 0).sum())
@@ -267,7 +314,9 @@ class _Builder:
             k[list(curve_idx)] = 0.0
         ii = np.flatnonzero(k != 0)
         if len(ii):
-            terms.append(k[ii] @ cp.power(cp.abs(self.m[ii]), 1.5))
+            approx = self.impact_cone == "soc" or (
+                self.impact_cone == "auto" and self.n > IMPACT_CONE_AUTO_MAX_N)
+            terms.append(k[ii] @ cp.power(cp.abs(self.m[ii]), 1.5, approx=approx))
         if d.curves:
             idx = np.array([c.index for c in d.curves])
             nseg = max(len(c.slopes) for c in d.curves)
@@ -283,10 +332,15 @@ class _Builder:
             segs = [A[:, j] + cp.multiply(B[:, j], u) for j in range(nseg)]
             terms.append(cp.sum(segs[0] if nseg == 1 else cp.maximum(*segs)))
         hs = d.horizon_scale
-        if np.any(d.financing != 0):
-            terms.append(hs * (d.financing @ cp.pos(self.h)))
-        if np.any(d.borrow != 0):
-            terms.append(hs * (d.borrow @ cp.neg(self.h)))
+        if self.legs_priced and self._legs is not None:
+            # Variant (not the formulation): financing and borrow charged on the legs.
+            lv, sv = self._leg_vars
+            terms.append(hs * (d.financing @ lv + d.borrow @ sv))
+        else:
+            if np.any(d.financing != 0):
+                terms.append(hs * (d.financing @ cp.pos(self.h)))
+            if np.any(d.borrow != 0):
+                terms.append(hs * (d.borrow @ cp.neg(self.h)))
         if np.any(d.dividend != 0):
             terms.append(-hs * (d.dividend @ self.h))
         return cp.sum(cp.hstack(terms)) if terms else cp.Constant(0.0)
@@ -345,7 +399,7 @@ class _Builder:
             cost = np.where(pos, spec.penalty * PENALTY_SCALE / np.where(pos, scale, 1.0), 0.0)
             self.penalty_terms.append(cost @ w)
         else:
-            if lo is not None and hi is not None and lo == hi:
+            if lo is not None and hi is not None and np.all(np.asarray(lo) == np.asarray(hi)):
                 self.cons.append(g == lo * scale)
                 return
             if lo is not None:
@@ -375,24 +429,21 @@ class _Builder:
         if len(it) == 0:  # a fixed instrument: checked, not imposed
             return
         h, h0, kind = self.h[it], d.tradable.h0[it], spec.kind
-        if kind == "no_new_longs":
-            self.cons.append(h <= np.maximum(h0, 0.0))
-            return
-        if kind == "no_new_shorts":
-            self.cons.append(h >= np.minimum(h0, 0.0))
-            return
-        if kind == "no_trade":
-            self.cons.append(h == h0)
+        if kind in NO_BOUNDS_KINDS:
+            # bounds in %NAV (the kind's unit), so a soft one pays per %NAV of violation
+            dn, up = flag_bounds(kind, h0)
+            self.bound(spec, h, 0.01, dn, up, len(it))
             return
         lo, hi = spec.lo, spec.hi
         if kind == "max_concentration":
             g = self.gross_var()  # a scalar variable: keeps each row sparse
+            size = cp.abs(h)
             if spec.soft:
                 v = cp.Variable(len(it), nonneg=True, name=f"viol[{spec.name}]")
-                self.cons.append(cp.abs(h) <= hi / 100.0 * g + v / 100.0)
+                self.cons.append(size <= hi / 100.0 * g + v / 100.0)
                 self.penalty_terms.append(spec.penalty * PENALTY_SCALE * cp.sum(v))
             else:
-                self.cons.append(cp.abs(h) <= hi / 100.0 * g)
+                self.cons.append(size <= hi / 100.0 * g)
             return
         scale = instrument_scale(d, spec.unit, it)
         if kind == "holding":
@@ -400,9 +451,9 @@ class _Builder:
         elif kind == "max_trade":
             self.bound(spec, cp.abs(self.m[it]), scale, None, hi, len(it))
         elif kind == "max_holding_adv":
-            self.bound(spec, cp.abs(h), scale, None, hi, len(it))
+            self.bound(spec, self.abs_h[it], scale, None, hi, len(it))
         elif kind == "max_margin":
-            self.bound(spec, cp.multiply(d.tradable.margin_rate[it], cp.abs(h)), scale,
+            self.bound(spec, cp.multiply(d.tradable.margin_rate[it], self.abs_h[it]), scale,
                        None, hi, len(it))
         else:
             raise ValueError(f"unhandled instrument kind {kind}")
@@ -447,6 +498,19 @@ class _Builder:
         lo, hi = spec.lo, spec.hi
         if kind == "net_exposure":
             g = cp.sum(self.h) + float(f.h0.sum())
+        elif kind in ("gross_exposure", "leverage", "long_market_value",
+                      "short_market_value") and (lo is None or KINDS[kind].needs_upper) \
+                and not self.legs_priced:
+            # An upper bound alone on the legs admits exactly the h whose true value meets
+            # it (the legs can always be taken minimal), so state it on h directly: same
+            # feasible set, no 2n leg variables (better conditioned at scale).
+            h0f = f.h0
+            if kind in ("gross_exposure", "leverage"):
+                g = cp.sum(self.abs_h) + float(np.abs(h0f).sum())
+            elif kind == "long_market_value":
+                g = cp.sum(cp.pos(self.h)) + float(np.maximum(h0f, 0).sum())
+            else:
+                g = cp.sum(cp.neg(self.h)) + float(np.maximum(-h0f, 0).sum())
         elif kind in ("gross_exposure", "leverage"):
             g = self.gross()
         elif kind == "long_market_value":
@@ -489,9 +553,19 @@ class _Builder:
 
 
 def build_reference(data: ProblemData, constraints: list[ConstraintSpec],
-                    settings: OptimizationSettings) -> tuple[cp.Problem, cp.Variable]:
-    """The CVXPY problem (Maximize utility incl. soft penalties) and the variable h."""
-    b = _Builder(data, settings)
+                    settings: OptimizationSettings, *, legs_priced: bool = False,
+                    impact_cone: str = "auto") -> tuple[cp.Problem, cp.Variable]:
+    """The CVXPY problem (Maximize utility incl. soft penalties) and the variable h.
+
+    `legs_priced=True` is a diagnostic variant, NOT the formulation: when the constraints
+    create the legs l, s, financing and borrow are charged on them instead of on max(h, 0)
+    and max(-h, 0), and |h_i| in max_holding_adv, max_margin, group_gross, group_margin
+    and margin_budget is l_i + s_i (max_concentration keeps |h_i|). It agrees with
+    the formulation unless the legs overlap (l_i s_i > 0), which happens when a lower bound
+    on gross / LMV / SMV or a max_concentration pushes them up: under the formulation the
+    overlap is free, so those constraints do not bind.
+    """
+    b = _Builder(data, settings, legs_priced, impact_cone)
     b.restrictions()
     for spec in constraints:
         b.add(spec)
@@ -501,22 +575,36 @@ def build_reference(data: ProblemData, constraints: list[ConstraintSpec],
 
 def solve_reference(data: ProblemData, constraints: list[ConstraintSpec],
                     settings: OptimizationSettings, solver: str = "CLARABEL",
+                    legs_priced: bool = False, impact_cone: str = "auto",
                     **solver_opts) -> ReferenceResult:
-    t0 = time.perf_counter()
-    prob, h = build_reference(data, constraints, settings)
-    t1 = time.perf_counter()
-    try:
-        prob.solve(solver=solver, **solver_opts)
-        status = prob.status
-    except cp.error.SolverError as exc:
-        status = f"solver_error: {exc}"
-    t2 = time.perf_counter()
+    """Build and solve; with impact_cone "auto", a solve that fails or ends inaccurate is
+    tried again with the other form of the 3/2 power (each stalls on some problems)."""
+    cones = [impact_cone]
+    if impact_cone == "auto":
+        first = "soc" if data.tradable.n > IMPACT_CONE_AUTO_MAX_N else "power"
+        cones = [first, "power" if first == "soc" else "soc"]
+    build_s = solve_s = 0.0
+    for cone in cones:
+        t0 = time.perf_counter()
+        prob, h = build_reference(data, constraints, settings, legs_priced=legs_priced,
+                                  impact_cone=cone)
+        t1 = time.perf_counter()
+        try:
+            prob.solve(solver=solver, **solver_opts)
+            status = prob.status
+        except cp.error.SolverError as exc:
+            status = f"solver_error: {exc}"
+        t2 = time.perf_counter()
+        build_s += t1 - t0
+        solve_s += t2 - t1
+        if status in (cp.OPTIMAL, cp.INFEASIBLE, cp.UNBOUNDED):
+            break
     ok = status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
     hv = np.asarray(h.value, dtype=float) if ok and h.value is not None else np.full(
         data.tradable.n, np.nan)
     obj = float(prob.value) if ok and prob.value is not None else float("nan")
-    return ReferenceResult(status=status, objective=obj, h=hv, solve_s=t2 - t1,
-                           build_s=t1 - t0, extra={"problem": prob})
+    return ReferenceResult(status=status, objective=obj, h=hv, solve_s=solve_s,
+                           build_s=build_s, extra={"problem": prob, "impact_cone": cone})
 
 
 # --------------------------------------------------------------------------------------
@@ -603,12 +691,10 @@ def constraint_rows(data: ProblemData, constraints: list[ConstraintSpec],
             sides += [(j, f.ids[j], h0f[j], h0f[j], f.margin_rate[j], False) for j in jf]
             for i, iid, hv, h0v, mr, tradable in sides:
                 label = str(iid)
-                if spec.kind in ("no_new_longs", "no_new_shorts", "no_trade"):
-                    up = max(h0v, 0.0) * 100 if spec.kind != "no_new_shorts" else None
-                    dn = min(h0v, 0.0) * 100 if spec.kind != "no_new_longs" else None
-                    if spec.kind == "no_trade":
-                        up = dn = h0v * 100
-                    mk(label, hv * 100, dn, up, tradable)
+                if spec.kind in NO_BOUNDS_KINDS:
+                    dn, up = flag_bounds(spec.kind, h0v)
+                    mk(label, hv * 100, None if dn is None else float(dn),
+                       None if up is None else float(up), tradable)
                     continue
                 if spec.kind == "max_concentration":
                     mk(label, abs(hv) / gross * 100 if gross > 0 else 0.0, None, hi, tradable)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from bench.cvxpy_reference import Row, constraint_rows, instrument_scale, scalar_scale
 from core.constraints.catalogue import KINDS
 from core.constraints.spec import ConstraintSpec
-from core.model.data import ImpactCurve, ProblemData, Side
+from core.model.data import ImpactCurve, ProblemData, Side, lower_convex_envelope
 from core.settings import OptimizationSettings
 
 NAV = 1e8
@@ -64,23 +64,6 @@ def _side(rng, prefix: str, n: int, k: int, labels: dict[str, list[str]],
     )
 
 
-def _envelope(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Lower convex envelope of the points (sorted by x, first (0,0)): segments a + b x."""
-    hull = [0]
-    for i in range(1, len(xs)):
-        while len(hull) >= 2:
-            a, b = hull[-2], hull[-1]
-            cross = (xs[b] - xs[a]) * (ys[i] - ys[a]) - (ys[b] - ys[a]) * (xs[i] - xs[a])
-            if cross <= 0:
-                hull.pop()
-            else:
-                break
-        hull.append(i)
-    hx, hy = xs[hull], ys[hull]
-    slopes = np.diff(hy) / np.diff(hx)
-    return hy[:-1] - slopes * hx[:-1], slopes
-
-
 def random_curve(rng, index: int) -> ImpactCurve:
     npts = int(rng.integers(2, 5))
     size = np.sort(rng.uniform(0.002, 0.1, npts))
@@ -89,7 +72,7 @@ def random_curve(rng, index: int) -> ImpactCurve:
         rng.shuffle(pct)  # sometimes non-convex points: the envelope fixes it
     xs = np.concatenate([[0.0], size])
     ys = np.concatenate([[0.0], pct / 100.0 * size])
-    a, b = _envelope(xs, ys)
+    a, b = lower_convex_envelope(xs, ys)
     return ImpactCurve(index=index, intercepts=a, slopes=b)
 
 
@@ -193,7 +176,7 @@ def large_problem(n: int = 15_000, k: int = 72, seed: int = 0, n_fixed: int = 50
         factor_names=tuple(f"F{i}" for i in range(k)),
         factor_kinds=tuple("style" if i < k // 2 else "industry" for i in range(k)),
         factor_cov=0.5 * (cov + cov.T), tradable=t, fixed=f,
-        alpha=rng.normal(0, 0.002, n), unit_value=rng.uniform(10, 500, n),
+        alpha=rng.normal(0, 2e-4, n), unit_value=rng.uniform(10, 500, n),
         lot_size=np.ones(n), adv=NAV * np.exp(rng.uniform(np.log(0.01), np.log(2.0), n)),
         linear_cost=rng.uniform(1, 10, n) * 1e-4, impact=impact, curves=curves,
         borrow=rng.uniform(0, 0.05, n), financing=rng.uniform(0, 0.05, n),
@@ -213,6 +196,8 @@ def _selector(data: ProblemData, kind: str, rng) -> dict:
         r = rng.random()
         if r < 0.55:
             return {"instrument": "*"}
+        if r < 0.62 and data.fixed.n:  # a fixed instrument: checked, not imposed
+            return {"instrument": str(data.fixed.ids[rng.integers(data.fixed.n)])}
         return {"instrument": str(data.tradable.ids[rng.integers(data.tradable.n)])}
     if kind == "factor_exposure":
         r = rng.random()
@@ -224,6 +209,8 @@ def _selector(data: ProblemData, kind: str, rng) -> dict:
     if scope == "group":
         col = str(rng.choice(GROUP_COLUMNS))
         vals = sorted(set(data.tradable.labels[col]))
+        if col == "sector" and FIXED_ONLY_SECTOR in set(data.fixed.labels.get(col, [])):
+            vals.append(FIXED_ONLY_SECTOR)  # a group with no tradable member: skipped
         grp = "*" if rng.random() < 0.5 else str(rng.choice(vals))
         return {"group_by": col, "group": grp}
     return {}
@@ -297,7 +284,7 @@ def calibrated(data: ProblemData, settings: OptimizationSettings, kind: str, uni
 def random_constraints(data: ProblemData, settings: OptimizationSettings, seed=0,
                        count: int | None = None, soft_prob: float = 0.2,
                        h_to: np.ndarray | None = None) -> list[ConstraintSpec]:
-    """0-5 constraints of random kinds and units, all satisfied by the current book."""
+    """0-5 constraints of random kinds and units; the current book meets the hard ones."""
     rng = _rng(seed)
     count = int(rng.integers(0, 6)) if count is None else count
     if h_to is None:

@@ -11,6 +11,7 @@ against the conflicts and relaxations spo reports.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
@@ -43,13 +44,29 @@ from core.constraints.catalogue import KINDS
 from core.constraints.spec import ConstraintSpec
 from core.optimize import solve_problem
 from core.settings import OptimizationSettings
-from core.solvers.base import Status
+from core.solvers.base import SolverOptions, Status
 
-OBJ_REL, OBJ_ABS = 1e-4, 1e-9
-# spo's reported objective is c'x of its conic program: at Clarabel's default tolerances
-# its epigraph rows are met to ~1e-8, so it can sit a few 1e-9 above the objective at its
-# own h (see the report); the objective at spo's h is held to OBJ_ABS.
-REPORTED_ABS = 1e-8
+# |a - b| <= OBJ_ABS + OBJ_REL x |b|.
+OBJ_REL, OBJ_ABS = 1e-6, 1e-9
+NEAR_ABS = 1e-6  # spo's NEAR_OPTIMAL ("stopped at reduced tolerances"): 0.01 bp of NAV
+# The model cross-checks run spo at tolerance 1e-9 (the reference is solved to 1e-10), so
+# a mismatch is the model's, not the solver's stopping point. At spo's default 1e-8 the
+# optimum is only good to a few 1e-6 relative (target_exposures especially; its reported
+# objective, c'x of the conic program, can sit up to ~2e-8 above the objective at its own
+# h): test_default_tolerances holds the defaults to DEFAULT_REL.
+SPO_OPTS = SolverOptions(tol_gap_rel=1e-9, tol_feas=1e-9)
+DEFAULT_REL, DEFAULT_ABS = 2e-5, 1e-8
+
+# Known deviation of spo from docs/formulation.md (see test_legs_follow_the_formulation):
+# spo charges financing / borrow on the legs l, s (not on max(h, 0) / max(-h, 0)) and uses
+# l_i + s_i for |h_i| in max_holding_adv, max_margin, group_gross, group_margin and
+# margin_budget. The two differ only when the legs overlap (l_i s_i > 0): under the
+# formulation an overlap is free, so max_concentration and lower bounds on gross / LMV /
+# SMV never bind. While True, sets with such constraints are compared with the reference's
+# `legs_priced` variant, which does what spo does.
+SPO_PRICES_LEGS = True
+CHECK_BINDING = True  # the binding flag, as formulation.md "Duals and binding" defines it
+RESTRICTION = "restriction:"  # spo's name for the restriction list's no_new_longs / shorts
 H_TOL = 1e-4  # NAV fraction
 FEAS_TOL = 1e-6  # NAV fraction, converted to each row's unit
 
@@ -60,14 +77,14 @@ RELAXED_ROWS = {("gross_exposure", "lower"), ("leverage", "lower"),
                 ("max_concentration", "upper")}
 
 
-def ref(data, cons, settings):
+def ref(data, cons, settings, legs_priced: bool = False):
     """The reference optimum, as accurate as Clarabel will certify it."""
     first = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "solution may be inaccurate"
         for tol in (1e-10, 1e-9, None):
             opts = {} if tol is None else dict(tol_gap_abs=tol, tol_gap_rel=tol, tol_feas=tol)
-            r = solve_reference(data, cons, settings, **opts)
+            r = solve_reference(data, cons, settings, legs_priced=legs_priced, **opts)
             if r.status in ("optimal", "infeasible"):
                 return r
             first = first or r
@@ -84,7 +101,7 @@ def strictly_convex(settings: OptimizationSettings) -> bool:
 
 
 def close_obj(a: float, b: float, abs_tol: float = OBJ_ABS) -> bool:
-    return abs(a - b) <= max(abs_tol, OBJ_REL * max(abs(a), abs(b)))
+    return abs(a - b) <= abs_tol + OBJ_REL * max(abs(a), abs(b))
 
 
 def row_fraction(data, row: Row, unit: str) -> float:
@@ -107,15 +124,27 @@ def unit_worth_nothing(data, spec, row: Row) -> bool:
     return row.label in ids and data.tradable.h0[ids.index(row.label)] == 0
 
 
+def restriction_specs(data) -> list[ConstraintSpec]:
+    """The data's restriction flags as the constraints they stand for (spo's row names)."""
+    out = []
+    for kind, flags in (("no_new_longs", data.no_new_longs),
+                        ("no_new_shorts", data.no_new_shorts)):
+        out += [ConstraintSpec(kind=kind, instrument=str(data.tradable.ids[i]),
+                               name=f"{RESTRICTION}{kind}")
+                for i in np.flatnonzero(np.asarray(flags, bool))]
+    return out
+
+
 def check_diagnostics(data, cons, settings, q) -> None:
     """Every spo diagnostics row of our constraints against our own recomputation."""
     diag = q.diagnostics
     assert {"name", "kind", "label", "value", "lower", "upper", "slack", "dual", "binding",
             "violation", "unit"} <= set(diag.columns)
-    names = {c.name: c for c in cons if c.enabled}
+    specs = [c for c in cons if c.enabled] + restriction_specs(data)
+    names = {c.name: c for c in specs}
     spo_rows = {(r["name"], r["label"]): r for r in diag.iter_rows(named=True)
                 if r["name"] in names}
-    mine = {(r.name, r.label): r for r in constraint_rows(data, cons, settings, q.h)}
+    mine = {(r.name, r.label): r for r in constraint_rows(data, specs, settings, q.h)}
     missing = [k for k, r in mine.items() if r.imposed and k not in spo_rows]
     assert not missing, f"rows missing from spo's diagnostics: {missing}"
     extra = [k for k in spo_rows if k not in mine]
@@ -152,42 +181,85 @@ def check_diagnostics(data, cons, settings, q) -> None:
         relaxed = (spec.kind, nearest) in RELAXED_ROWS
         if feasible and not spec.soft and m.imposed and not relaxed:
             assert s["slack"] >= -ftol, (key, s)
-        # binding: slack within a small tolerance of zero
-        if math.isfinite(expect):
-            if expect <= 1e-9 / frac:
-                assert s["binding"], (key, s)
-            if expect > 1e-3 / frac + 1e-3 * abs(v):
-                assert not s["binding"], (key, s)
-        # violation: how far beyond the nearest bound (soft rows pay for it)
+        # binding (formulation.md "Duals and binding"): slack within 1e-4 of the bound's
+        # size, or a dual above 1e-3 and slack within 1e-3 of the bound's size. The doc
+        # leaves "size" open for a bound of 0 and for two bounds; spo takes
+        # max(1, |lower|, |upper|) in the unit, and so does this check.
+        if CHECK_BINDING and math.isfinite(expect):
+            size = max([1.0] + [abs(b) for b in (lo, hi) if b is not None])
+            dual = s["dual"] if s["dual"] is not None else 0.0
+
+            def near(a, b):  # too close to a threshold to call
+                return abs(a - b) <= 1e-2 * abs(b) + 1e-12
+
+            if not (near(expect, 1e-4 * size) or near(expect, 1e-3 * size)
+                    or near(dual, 1e-3)):
+                want = expect <= 1e-4 * size or (dual > 1e-3 and expect <= 1e-3 * size)
+                assert s["binding"] == want, ("binding", key, s, size)
+        # violation: how far a soft row is beyond its nearest bound (what it pays for).
+        # Where the legs may overlap, a leg kind's violation is measured on the legs.
         viol = max(0.0, -expect) if math.isfinite(expect) else 0.0
-        if not (relaxed and spec.soft):
+        legs_measured = spec.kind in LEG_KINDS and overlapping_legs(cons)
+        if spec.soft and not relaxed and not legs_measured:
             assert s["violation"] == pytest.approx(viol, abs=ftol + 1e-7 * viol), (key, s)
 
 
+def soft_weight(data, cons, settings) -> float:
+    """Sum over soft rows of the penalty per NAV fraction of violation."""
+    w = 0.0
+    for row in constraint_rows(data, [c for c in cons if c.soft], settings,
+                               data.tradable.h0):
+        spec = next(c for c in cons if c.name == row.name)
+        w += row.penalty * 1e-4 / row_fraction(data, row, spec.unit)
+    return w
+
+
+def overlapping_legs(cons) -> bool:
+    """Constraints that can push the legs to overlap (l_i s_i > 0): see SPO_PRICES_LEGS."""
+    return any(c.enabled and (c.kind == "max_concentration" or (
+        c.kind in ("gross_exposure", "long_market_value", "short_market_value")
+        and c.lo is not None)) for c in cons)
+
+
 def check_match(data, cons, settings, *, compare_h: bool | None = None,
-                diagnostics: bool = True):
-    r = ref(data, cons, settings)
-    q = solve_problem(data, cons, settings, solver="clarabel")
-    if r.status == "infeasible":
-        assert q.status == Status.INFEASIBLE, (q.status, r.status)
+                diagnostics: bool = True, legs_priced: bool | None = None):
+    """spo against the reference: status, objective, h (when unique), diagnostics.
+
+    legs_priced: compare with the reference's legs-priced variant instead of the
+    formulation (default: when SPO_PRICES_LEGS and the legs can overlap).
+    """
+    if legs_priced is None:
+        legs_priced = SPO_PRICES_LEGS and overlapping_legs(cons)
+    r = ref(data, cons, settings, legs_priced=legs_priced)
+    q = solve_problem(data, cons, settings, solver="clarabel", options=SPO_OPTS)
+    tight = True
+    if not q.status.has_solution and r.status in ("optimal", "optimal_inaccurate"):
+        # 1e-9 is tighter than spo's default; on degenerate problems (no_trade on every
+        # name: a single feasible point) Clarabel may stop short of it. The defaults then.
+        q = solve_problem(data, cons, settings, solver="clarabel")
+        tight = False
+    if r.status in ("infeasible", "unbounded"):
+        assert q.status == Status(r.status), (q.status, r.status)
         return r, q
     assert r.status in ("optimal", "optimal_inaccurate"), r.status
-    assert q.status == Status.OPTIMAL, (q.status, r.status, q.notes)
-    # spo's solution is optimal: the formulation's objective at spo's h is the optimum
-    at_h = objective_value(data, cons, settings, q.h)
-    import json, os
-    with open("/tmp/objlog.jsonl", "a") as fh:
-        fh.write(json.dumps(dict(test=os.environ.get("PYTEST_CURRENT_TEST", ""), ref=r.objective, at_h=at_h, rep=q.objective, legs=any(c.kind in LEG_KINDS for c in cons))) + "\n")
-    legs_soft = any(c.soft and c.kind in LEG_KINDS for c in cons)
-    if not legs_soft:
-        assert close_obj(at_h, r.objective), ("objective at spo's h", at_h, r.objective,
-                                              at_h - r.objective)
+    # NEAR_OPTIMAL is spo's flagged "stopped at reduced tolerances": held to NEAR_ABS
+    assert q.status.has_solution, (q.status, r.status, q.notes)
+    exact = q.status == Status.OPTIMAL and tight
+    if not legs_priced and not any(c.soft and c.kind in LEG_KINDS for c in cons):
+        # spo's solution is optimal: the formulation's objective at spo's h is the optimum
+        # (a soft row turns a 1e-8 feasibility error into penalty x 1e-8 of objective)
+        at_h = objective_value(data, cons, settings, q.h)
+        tol = (OBJ_ABS if exact else NEAR_ABS) + 1e-8 * soft_weight(data, cons, settings)
+        assert close_obj(at_h, r.objective, abs_tol=tol), (
+            "objective at spo's h", q.status, at_h, r.objective, at_h - r.objective)
     # spo's reported objective is the optimum too
-    assert close_obj(q.objective, r.objective, abs_tol=REPORTED_ABS), (
-        "reported objective", q.objective, r.objective, q.objective - r.objective)
+    if not tight and q.status == Status.OPTIMAL:
+        assert abs(q.objective - r.objective) <= DEFAULT_ABS + DEFAULT_REL * abs(r.objective)
+    assert close_obj(q.objective, r.objective, abs_tol=OBJ_ABS if exact else NEAR_ABS), (
+        "reported objective", q.status, q.objective, r.objective, q.objective - r.objective)
     if compare_h is None:
         compare_h = strictly_convex(settings)
-    if compare_h:
+    if compare_h and exact:
         assert np.abs(q.h - r.h).max() <= H_TOL, np.abs(q.h - r.h).max()
     if diagnostics:
         check_diagnostics(data, cons, settings, q)
@@ -268,6 +340,17 @@ def test_reference_rejects_unknown_names():
                                                        factor_targets={"Nope": 1.0}))
 
 
+def test_spo_rejects_unknown_names_too():
+    data = random_problem(1, n=6, n_fixed=1, k=3)
+    s = OptimizationSettings()
+    for spec in [ConstraintSpec(kind="holding", instrument="NOPE", upper=1.0),
+                 ConstraintSpec(kind="group_net", group_by="sector", group="Nowhere",
+                                upper=1.0),
+                 ConstraintSpec(kind="factor_exposure", factor="kind:nope", upper=1.0)]:
+        with pytest.raises(Exception):
+            solve_problem(data, [spec], s)
+
+
 def test_reference_builds_at_benchmark_scale():
     from random_problems import large_problem
     data = large_problem(n=15_000, k=72)
@@ -315,6 +398,9 @@ def test_objective_modes(mode_data, mode, rel, terms):
     cons = [calibrated(mode_data, s, "net_exposure", "%NAV", h_to, selector={}),
             calibrated(mode_data, s, "turnover", "%NAV", h_to, selector={}),
             calibrated(mode_data, s, "total_risk", "%vol", h_to, selector={}, frac=0.3),
+            calibrated(mode_data, s, "tracking_error", "%vol", h_to, selector={}, frac=0.3),
+            calibrated(mode_data, s, "factor_exposure", "exposure", h_to,
+                       selector={"factor": "*"}, frac=0.3),
             calibrated(mode_data, s, "holding", "%NAV", h_to, selector={"instrument": "*"})]
     check_match(mode_data, cons, s)
 
@@ -394,6 +480,85 @@ def test_disabled_constraint_is_ignored(kind_problem):
 
 
 # --------------------------------------------------------------------------------------
+# The legs: where spo and the formulation part (see SPO_PRICES_LEGS)
+
+LEG_CASES = {
+    "max_concentration": [ConstraintSpec(kind="max_concentration", upper=15.0)],
+    "max_concentration_soft": [ConstraintSpec(kind="max_concentration", upper=15.0,
+                                              soft=True)],
+    "gross_lower": [ConstraintSpec(kind="gross_exposure", lower=120.0)],
+    "lmv_lower_soft": [ConstraintSpec(kind="long_market_value", lower=60.0, soft=True)],
+    "smv_lower": [ConstraintSpec(kind="short_market_value", lower=40.0, upper=45.0)],
+    "smv_lower_margin": [ConstraintSpec(kind="short_market_value", lower=45.0),
+                         ConstraintSpec(kind="margin_budget", upper=12.0)],
+    "smv_lower_group_gross": [ConstraintSpec(kind="short_market_value", lower=45.0),
+                              ConstraintSpec(kind="group_gross", group_by="sector",
+                                             upper=30.0)],
+}
+
+
+@pytest.mark.parametrize("case", list(LEG_CASES))
+def test_legs_as_spo_prices_them(kind_problem, case):
+    """spo matches the reference's legs-priced variant (what spo does instead)."""
+    data, s, _ = kind_problem
+    check_match(data, LEG_CASES[case], s, legs_priced=True)
+
+
+@pytest.mark.xfail(strict=True, reason="spo prices the legs (carry on l, s; |h_i| as l_i + s_i"
+                   " in margin / ADV / group-gross rows); the formulation relaxes through free"
+                   " legs, so these constraints do not bind there. Decide which is meant.")
+@pytest.mark.parametrize("case", list(LEG_CASES))
+def test_legs_follow_the_formulation(kind_problem, case):
+    data, s, _ = kind_problem
+    check_match(data, LEG_CASES[case], s, legs_priced=False)
+
+
+def test_target_exposures_with_a_beta_floor_solves_to_optimal():
+    """Found by the random sweep: spo stops NEAR_OPTIMAL, its objective 1.5e-4 off."""
+    data = random_problem(7, n=int(np.random.default_rng(7).integers(5, 21)))
+    s = OptimizationSettings(objective="target_exposures", risk_terms="factor",
+                             factor_targets={"Market": 0.1})
+    cons = [ConstraintSpec(kind="beta_exposure", unit="%NAV", lower=11.891007547249056,
+                           upper=21.945803604357727)]
+    r = ref(data, cons, s)
+    q = solve_problem(data, cons, s)  # spo's default tolerances, as a user runs it
+    assert r.status == "optimal"
+    assert q.status == Status.OPTIMAL, (q.status, q.objective - r.objective)
+    assert abs(q.objective - r.objective) <= DEFAULT_ABS + DEFAULT_REL * abs(r.objective)
+
+
+def test_small_min_total_risk_solves_to_optimal():
+    """Found by the random sweep: spo stops NEAR_OPTIMAL ("AlmostSolved") on a 5-name
+    book, its reported objective 7e-7 (0.2%) above the optimum, whatever the tolerance."""
+    data = random_problem(109539, n=5, n_fixed=4, k=3)
+    s = OptimizationSettings(objective="min_total_risk")
+    r = ref(data, [], s)
+    q = solve_problem(data, [], s)
+    assert r.status == "optimal"
+    assert q.status == Status.OPTIMAL, (q.status, q.objective - r.objective)
+    assert abs(q.objective - r.objective) <= DEFAULT_ABS + DEFAULT_REL * abs(r.objective)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_default_tolerances(seed):
+    """spo as a user runs it (default solver tolerances): the optimum to DEFAULT_REL."""
+    rng = np.random.default_rng(seed)
+    data = random_problem(seed, n=int(rng.integers(5, 21)))
+    s = OptimizationSettings(objective=MODES[seed % 4],
+                             relative_to_benchmark=bool(seed % 2),
+                             factor_targets={"Market": 0.1} if seed % 4 == 3 else {})
+    cons = random_constraints(data, s, seed + 1000, count=3, soft_prob=0.3)
+    r = ref(data, cons, s, legs_priced=SPO_PRICES_LEGS and overlapping_legs(cons))
+    q = solve_problem(data, cons, s)
+    if r.status == "infeasible":
+        assert q.status == Status.INFEASIBLE
+        return
+    assert q.status.has_solution, q.status
+    assert abs(q.objective - r.objective) <= DEFAULT_ABS + DEFAULT_REL * abs(r.objective), (
+        q.status, q.objective, r.objective)
+
+
+# --------------------------------------------------------------------------------------
 # Random combinations
 
 
@@ -419,7 +584,7 @@ DUAL_CASES = [("net_exposure", "%NAV", {}), ("turnover", "%NAV", {}),
 def test_duals_match_finite_differences(kind_problem, kind, unit, sel):
     data, s, h_star = kind_problem
     spec = calibrated(data, s, kind, unit, h_star, selector=sel, frac=0.5)
-    q = solve_problem(data, [spec], s)
+    q = solve_problem(data, [spec], s, options=SPO_OPTS)
     assert q.status == Status.OPTIMAL
     rows = [r for r in q.diagnostics.iter_rows(named=True)
             if r["name"] == spec.name and r["binding"]]
@@ -432,12 +597,16 @@ def test_duals_match_finite_differences(kind_problem, kind, unit, sel):
     objs = []
     for d in (-delta, delta):
         moved = spec.model_copy(update={side: bound + d})
-        qq = solve_problem(data, [moved], s)
+        qq = solve_problem(data, [moved], s, options=SPO_OPTS)
         assert qq.status == Status.OPTIMAL
         objs.append(qq.objective)
-    fd = (objs[1] - objs[0]) * 1e4 / (2 * delta)
-    assert row["dual"] == pytest.approx(fd, rel=0.03, abs=1e-6 * max(1.0, abs(fd))), (
+    fd = (objs[1] - objs[0]) * 1e4 / (2 * delta)  # d(objective x 1e4) / d(bound)
+    # spo reports the utility gained per unit of relaxation (>= 0): for an upper bound
+    # that is d(objective x 1e4)/d(upper), for a lower bound -d(objective x 1e4)/d(lower).
+    expect = fd if side == "upper" else -fd
+    assert row["dual"] == pytest.approx(expect, rel=0.03, abs=1e-6 * max(1.0, abs(fd))), (
         side, row, fd)
+    assert row["dual"] >= -1e-9
 
 
 # --------------------------------------------------------------------------------------
@@ -471,21 +640,34 @@ def _expand(data, spec: ConstraintSpec, settings) -> list[tuple[str, ConstraintS
     return out
 
 
-def apply_relaxation(data, cons, settings, relaxation) -> list[ConstraintSpec]:
+RELAX_PAD = 1e-6  # NAV fraction
+
+
+def apply_relaxation(data, cons, settings, relaxation):
+    """(data, constraints) with every bound the relaxation names moved to relaxed_to.
+
+    A constraint with a relaxed row is split into one constraint per row; a relaxed
+    restriction (a name's no_new_longs / no_new_shorts from the data) becomes a holding
+    bound at relaxed_to.
+    """
     moves = {(r["name"], r["label"], r["bound"]): r["relaxed_to"]
              for r in relaxation.iter_rows(named=True)}
+
+    def padded(side, to, unit="%NAV", label=""):
+        # relaxed_to is on the boundary, and comes from an interior-point solve of the
+        # elastic problem: good to ~1e-8 of NAV. Give it RELAX_PAD of NAV.
+        frac = row_fraction(data, Row("", "", label, 0.0, None, None, False, 0.0), unit)
+        pad = RELAX_PAD / frac
+        return to - pad if side == "lower" else to + pad
+
     out = []
     for spec in cons:
         if not any(k[0] == spec.name for k in moves):
             out.append(spec)
             continue
         for label, row_spec in _expand(data, spec, settings):
-            upd = {}
-            for side in ("lower", "upper"):
-                to = moves.get((spec.name, label, side))
-                if to is not None:
-                    pad = 1e-7 * max(1.0, abs(to))  # relaxed_to itself is the boundary
-                    upd[side] = to - pad if side == "lower" else to + pad
+            upd = {side: padded(side, moves[(spec.name, label, side)], spec.unit, label)
+                   for side in ("lower", "upper") if (spec.name, label, side) in moves}
             if upd:
                 lo = upd.get("lower", row_spec.lower)
                 hi = upd.get("upper", row_spec.upper)
@@ -493,13 +675,27 @@ def apply_relaxation(data, cons, settings, relaxation) -> list[ConstraintSpec]:
                     lo, hi = hi, lo
                 row_spec = row_spec.model_copy(update={"lower": lo, "upper": hi})
             out.append(row_spec)
-    return out
+    nnl, nns = data.no_new_longs.copy(), data.no_new_shorts.copy()
+    ids = [str(i) for i in data.tradable.ids]
+    for (name, label, side), to in moves.items():
+        if not name.startswith(RESTRICTION):
+            continue
+        i = ids.index(label)
+        if side == "upper":  # no_new_longs: h <= max(h0, 0)
+            nnl[i] = False
+            bounds = {"upper": padded(side, to)}
+        else:
+            nns[i] = False
+            bounds = {"lower": padded(side, to)}
+        out.append(ConstraintSpec(kind="holding", instrument=label, unit="%NAV",
+                                  name=f"{name}|{label}", **bounds))
+    return dataclasses.replace(data, no_new_longs=nnl, no_new_shorts=nns), out
 
 
-@pytest.fixture(scope="module")
-def infeasible_problem():
-    data = random_problem(21, n=10, n_fixed=2, k=3, n_curves=1, restrictions=False)
-    return data, OptimizationSettings()
+@pytest.fixture(scope="module", params=[False, True], ids=["plain", "restricted"])
+def infeasible_problem(request):
+    data = random_problem(21, n=10, n_fixed=2, k=3, n_curves=1, restrictions=request.param)
+    return data, OptimizationSettings(relative_to_benchmark=request.param)
 
 
 @pytest.mark.parametrize("case", ["holding_vs_net", "group_vs_holding", "no_trade_vs_net",
@@ -520,5 +716,5 @@ def test_infeasible_sets(infeasible_problem, case):
                                             abs=1e-9)
         assert r["amount"] > 0
         assert (r["relaxed_to"] > r["current"]) == (r["bound"] == "upper")
-    relaxed = apply_relaxation(data, cons, s, rel)
-    assert ref(data, relaxed, s).status == "optimal", rel
+    relaxed_data, relaxed = apply_relaxation(data, cons, s, rel)
+    assert ref(relaxed_data, relaxed, s).status == "optimal", rel

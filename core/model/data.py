@@ -180,8 +180,11 @@ def _curve_segments(points: pl.DataFrame, fx: float, nav: float) -> tuple[np.nda
     """
     size = points.get_column("trade_size").to_numpy() * fx / nav
     cost = points.get_column("percent_impact").to_numpy() / 100.0 * size
-    xs = np.concatenate([[0.0], size])
-    ys = np.concatenate([[0.0], cost])
+    return lower_convex_envelope(np.concatenate([[0.0], size]), np.concatenate([[0.0], cost]))
+
+
+def lower_convex_envelope(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Segments (intercepts, slopes) of the lower convex envelope of points sorted by x."""
     hull = [0]
     for i in range(1, len(xs)):
         while len(hull) >= 2:
@@ -194,8 +197,7 @@ def _curve_segments(points: pl.DataFrame, fx: float, nav: float) -> tuple[np.nda
         hull.append(i)
     hx, hy = xs[hull], ys[hull]
     slopes = np.diff(hy) / np.diff(hx)
-    intercepts = hy[:-1] - slopes * hx[:-1]
-    return intercepts, slopes
+    return hy[:-1] - slopes * hx[:-1], slopes
 
 
 def problem_data(uni: Universe, settings: OptimizationSettings,
