@@ -48,6 +48,7 @@ class SolvedProblem:
     conflicts: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     flows: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    fx: np.ndarray = field(default_factory=lambda: np.zeros(0))  # FX bought per currency
     timings: dict[str, float] = field(default_factory=dict)
     solver: str = "clarabel"
 
@@ -66,7 +67,8 @@ def diagnostics(model: Model, h: np.ndarray, z: np.ndarray | None, x: np.ndarray
     """
     st = model.settings
     k = x[model.var["k_flow"]] if (x is not None and "k_flow" in model.var) else None
-    ex = exposures(model.data, h, st.relative_to_benchmark, st.risk_terms, k)
+    fx = x[model.var["fx"]] if (x is not None and "fx" in model.var) else None
+    ex = exposures(model.data, h, st.relative_to_benchmark, st.risk_terms, k, fx)
     viol_of = {(v.name, v.side): v for v in model.violations}
     frames = []
     for block in model.blocks:
@@ -217,6 +219,8 @@ def solve_problem(data: ProblemData, constraints: list[ConstraintSpec],
                                notes=notes, timings=timings, solver=raw.solver)
         if "k_flow" in model.var:
             result.flows = raw.x[model.var["k_flow"]]
+        if "fx" in model.var:
+            result.fx = raw.x[model.var["fx"]]
     else:
         h = data.tradable.h0.copy()
         diag = diagnostics(model, h, None, None)

@@ -47,6 +47,10 @@ def write_outputs(result: OptimizationResult, out_dir: str | Path) -> dict[str, 
         files["optimal"] = atomic_write(out / "optimal.parquet", result.optimal.write_parquet)
         if result.flows is not None and result.flows.height:
             files["flows"] = atomic_write(out / "flows.csv", result.flows.write_csv)
+        if result.fx_orders is not None and result.fx_orders.height:
+            files["fx_orders"] = atomic_write(
+                out / "fx_orders.csv",
+                result.fx_orders.select("currency_pair", "side", "notional").write_csv)
     files["diagnostics"] = atomic_write(out / "diagnostics.parquet",
                                         result.diagnostics.write_parquet)
     if result.relaxation is not None:

@@ -33,6 +33,7 @@ class OptimizationResult:
     summary: dict
     timings: dict[str, float] = field(default_factory=dict)
     flows: pl.DataFrame | None = None  # create/redeem and EFP, for the AP or the futures desk
+    fx_orders: pl.DataFrame | None = None  # currency_pair, side, notional
 
     @property
     def diagnostics(self) -> pl.DataFrame:
@@ -346,7 +347,21 @@ def optimize(uni: Universe, constraints: list, settings, solver: str = "auto",
     flows = flows_frame(data.flows, k if k is not None else np.zeros(0), data.tradable.ids,
                         data.nav)
     summary["flows"] = flows.to_dicts()
+    fx_trades = None
+    if data.currencies is not None:
+        from core.model.currency import fx_orders
+
+        f = solved.fx if solved.status.has_solution else np.zeros(0)
+        fx_trades = fx_orders(data.currencies, f if len(f) else np.zeros(
+            data.currencies.size), data.nav)
+        trade_w = holdings.get_column("trade_notional").to_numpy()[: data.n] / data.nav
+        cur = data.currencies
+        summary["cash"] = [
+            {"currency": c, "before": b * data.nav, "after": a * data.nav}
+            for c, b, a in zip(cur.codes, cur.cash0,
+                               cur.cash_after(trade_w, f if len(f) else None))]
+        summary["fx_orders"] = fx_trades.to_dicts()
     return OptimizationResult(
         status=solved.status.value, solver=solved.solver, solver_reason=choice.reason,
         solved=solved, current=current, optimal=optimal, trades=trades, orders=orders,
-        summary=summary, timings=timings, flows=flows)
+        summary=summary, timings=timings, flows=flows, fx_orders=fx_trades)

@@ -109,6 +109,9 @@ class OptimizationSettings(_Strict):
     look_through: bool = Field(
         default=True, description="ETFs, futures and baskets seen through their constituents "
                                   "for risk and group exposures")
+    fx_cost_bps: float = Field(
+        default=0.5, ge=0, description="cost of an FX trade, bp of notional (keeps FX trades "
+                                       "to what the cash bands need)")
     margin_hedge_credit: bool = Field(
         default=True, description="a basket held against its constituents margins at its "
                                   "synthetic_margin_override rate, not both legs' rates")

@@ -59,6 +59,9 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("group_gross", "group", MONEY, "sum of |positions| in the group", needs_upper=True),
     Kind("group_turnover", "group", MONEY, "sum of |trades| in the group", needs_upper=True),
     Kind("group_margin", "group", MONEY, "initial margin of the group", needs_upper=True),
+    Kind("currency_cash", "group", MONEY,
+         "post-trade cash in a currency (`group` = the currency, or '*' for each); trades "
+         "settle in their currency and FX trades fund the difference"),
     Kind("factor_exposure", "group", ("exposure",),
          "NAV-weighted exposure to `factor` (a name, 'kind:style', or '*')",
          seed_name="exposure"),

@@ -21,7 +21,7 @@ from core.errors import ConfigError
 from core.model.data import ProblemData
 
 Transform = Literal["linear", "abs", "abs_trade", "pos", "neg", "factor", "concentration",
-                    "risk", "factor_risk", "tracking", "margin"]
+                    "risk", "factor_risk", "tracking", "margin", "cash"]
 
 
 # Transforms whose every row is enforced (not only rows with a finite bound).
@@ -197,6 +197,21 @@ def normalize(spec: ConstraintSpec, data: ProblemData, relative: bool) -> Constr
         labels = np.array(data.factor_names, dtype=object)[idx]
         return ConstraintBlock(spec, "factor", labels, S, const, lo, hi, scale, notes)
 
+    if kind == "currency_cash":
+        cur = data.currencies
+        if cur is None:
+            raise _err(spec, "no cash or currencies in this problem", "load a cash table")
+        codes = list(cur.codes)
+        if spec.group != "*" and spec.group not in codes:
+            raise _err(spec, f"no cash or instrument in currency '{spec.group}'",
+                       f"use one of {', '.join(codes)}")
+        idx = np.arange(len(codes)) if spec.group == "*" else np.array([codes.index(spec.group)])
+        r = len(idx)
+        S = sp.csr_matrix((np.ones(r), (np.arange(r), idx)), shape=(r, len(codes)))
+        scale = _money_scale(spec, data, None)[0] * np.ones(r)
+        lo, hi = _bounds(spec, scale)
+        return ConstraintBlock(spec, "cash", cur.codes[idx], S, np.zeros(r), lo, hi, scale)
+
     if scope == "group":
         labels, S, Sf, notes = _groups(spec, data)
         r = len(labels)
@@ -286,6 +301,7 @@ class Exposures:
 
     data: ProblemData
     h: np.ndarray
+    fx: np.ndarray | None
     trade: np.ndarray
     gross: float
     x_run: np.ndarray  # factor exposures on the run's e (active if relative)
@@ -295,7 +311,7 @@ class Exposures:
 
 
 def exposures(data: ProblemData, h: np.ndarray, relative: bool, risk_terms: str,
-              flows: np.ndarray | None = None) -> Exposures:
+              flows: np.ndarray | None = None, fx: np.ndarray | None = None) -> Exposures:
     def total(fv: float, sv: float) -> float:
         return {"full": fv + sv, "factor": fv, "idio": sv}[risk_terms]
 
@@ -307,7 +323,7 @@ def exposures(data: ProblemData, h: np.ndarray, relative: bool, risk_terms: str,
     _, fva, sva = variance(True)
     f = data.fixed
     return Exposures(
-        data=data, h=h, trade=data.market_trade(h, flows), gross=float(np.abs(h).sum() + np.abs(f.h0).sum()),
+        data=data, h=h, trade=data.market_trade(h, flows), fx=fx, gross=float(np.abs(h).sum() + np.abs(f.h0).sum()),
         x_run=x_run, risk=float(np.sqrt(max(total(fv, sv), 0.0))),
         factor_risk=float(np.sqrt(max(fv, 0.0))),
         tracking=float(np.sqrt(max(total(fva, sva), 0.0))))
@@ -339,4 +355,7 @@ def block_values(block: ConstraintBlock, ex: Exposures) -> np.ndarray:
         return np.array([ex.tracking])
     if tr == "margin":
         return np.array([ex.data.margin(ex.h)])
+    if tr == "cash":
+        cash = ex.data.currencies.cash_after(ex.trade, ex.fx)
+        return block.S @ cash
     raise AssertionError(tr)

@@ -57,7 +57,8 @@ class ConstraintSpec(BaseModel):
             raise ValueError(f"{self.kind} needs an upper bound")
         if lo is not None and hi is not None and lo > hi:
             raise ValueError(f"contradictory bounds: lower {lo} > upper {hi}")
-        if kind.scope == "group" and self.kind != "factor_exposure" and not self.group_by:
+        if kind.scope == "group" and self.kind not in ("factor_exposure", "currency_cash") \
+                and not self.group_by:
             raise ValueError(f"{self.kind} needs group_by (sector, industry, country, "
                              "currency, type or a bucket column)")
         if self.kind == "factor_exposure" and not self.factor:
@@ -84,6 +85,8 @@ class ConstraintSpec(BaseModel):
                 sel = self.instrument
             elif self.kind == "factor_exposure":
                 sel = self.factor
+            elif self.kind == "currency_cash":
+                sel = self.group
             elif kind.scope == "group":
                 sel = f"{self.group_by}={self.group}"
             else:

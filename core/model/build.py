@@ -310,6 +310,9 @@ class _Build:
         if block.transform == "margin":
             self._margin_budget(block)
             return
+        if block.transform == "cash":
+            self._currency_cash(block)
+            return
         S = block.S.tocoo()
         for side, bound, sign in (("upper", block.hi, 1.0), ("lower", block.lo, -1.0)):
             rows = np.flatnonzero(~np.isnan(bound))
@@ -342,6 +345,60 @@ class _Build:
             self.rows[block.spec.name][side] = self.mb.add_rows(
                 block.spec.name, "constraint", "nonneg", m, entries, 0.0, labels=block.labels,
                 side="upper", scale=block.scale)
+
+    def _fx(self) -> np.ndarray:
+        """FX conversions f (one per currency, summing to zero), costed per unit of |f|."""
+        if "fx" in self.var:
+            return self.var["fx"]
+        cur, mb = self.d.currencies, self.mb
+        m = cur.size
+        f = self.var["fx"] = mb.variables("fx", m)
+        z = self.var["fx_size"] = mb.variables("fx_size", m)
+        j = np.arange(m)
+        mb.add_rows("fx_balance", "definition", "zero", 1, [coo(np.zeros(m), f, 1.0)], 0.0)
+        mb.add_rows("fx_size", "definition", "nonneg", 2 * m,
+                    [coo(j, f, 1.0), coo(j, z, -1.0), coo(j + m, f, -1.0), coo(j + m, z, -1.0)],
+                    0.0)
+        # One leg of each pair pays: the numeraire side is the other currency's mirror.
+        cost = np.where(cur.codes == cur.numeraire, 0.0, self.st.fx_cost_bps * 1e-4)
+        mb.cost(z, cost)
+        return f
+
+    def _currency_cash(self, block: ConstraintBlock) -> None:
+        """c0_j - sum_{i in j} market trade_i + f_j within [lower, upper] per currency j."""
+        d, v = self.d, self.var
+        cur = d.currencies
+        f = self._fx()
+        ccy = block.S.tocoo().col  # currency of each row
+        # spend_j(h, k) = sum over settling i in j of (h_i - h0_i - (V k)_i)
+        member = sp.csr_matrix((np.ones(int(cur.settles.sum())),
+                                (cur.index[cur.settles], np.flatnonzero(cur.settles))),
+                               shape=(cur.size, d.n))[ccy]
+        spend_h = member.tocoo()
+        const = cur.cash0[ccy] + member @ d.tradable.h0
+        flow = (member @ d.flows.V).tocoo() if "k_flow" in v else None
+        for side, bound, sign in (("upper", block.hi, 1.0), ("lower", block.lo, -1.0)):
+            rows = np.flatnonzero(~np.isnan(bound))
+            if not len(rows):
+                continue
+            local = np.full(block.rows, -1)
+            local[rows] = np.arange(len(rows))
+            keep = local[spend_h.row] >= 0
+            # sign * (const - h-part + k-part + f) <= sign * bound
+            entries = [coo(local[spend_h.row[keep]], v["h"][spend_h.col[keep]],
+                           -sign * spend_h.data[keep]),
+                       coo(np.arange(len(rows)), f[ccy[rows]], sign)]
+            if flow is not None:
+                fk = local[flow.row] >= 0
+                entries.append(coo(local[flow.row[fk]], v["k_flow"][flow.col[fk]],
+                                   sign * flow.data[fk]))
+            viol = self._violation(_sub(block, rows), side, len(rows))
+            if viol is not None:
+                entries.append(coo(np.arange(len(rows)), viol, -1.0))
+            self.rows[block.spec.name][side] = self.mb.add_rows(
+                block.spec.name, "constraint", "nonneg", len(rows), entries,
+                sign * (bound[rows] - const[rows]), labels=block.labels[rows], side=side,
+                scale=block.scale[rows])
 
     def _margin_budget(self, block: ConstraintBlock) -> None:
         """sum rate |h - V p| + sum hedge_rate |p| <= budget (core/model/margin.py)."""

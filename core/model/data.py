@@ -18,6 +18,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from core.model.lookthrough import LookThrough, build_lookthrough, identity
+from core.model.currency import Currencies, build_currencies
 from core.model.flows import Flows, build_flows
 from core.model.margin import Hedges, build_hedges, margin_used, margin_without_credit
 from core.settings import OptimizationSettings
@@ -82,6 +83,7 @@ class ProblemData:
     lookthrough: LookThrough | None = None  # None: every instrument is its own exposure
     hedges: Hedges | None = None  # recognized hedges for margin credit
     flows: Flows | None = None  # ETF create/redeem and EFP
+    currencies: Currencies | None = None  # cash per currency (self-financing trades)
 
     def market_trade(self, h: np.ndarray, k: np.ndarray | None = None) -> np.ndarray:
         """The part of h - h0 that crosses the market: flows (k) move the rest."""
@@ -283,6 +285,7 @@ def problem_data(uni: Universe, settings: OptimizationSettings,
         alpha[flows.basket[cr]] -= flows.gain[cr]
     return ProblemData(
         lookthrough=lookthrough, hedges=hedges, flows=flows,
+        currencies=build_currencies(frame, t.rows, nav, uni.fx, uni.numeraire),
         nav=nav, numeraire=uni.numeraire, horizon_scale=horizon / TRADING_DAYS,
         factor_names=fm.names, factor_kinds=fm.kinds, factor_cov=fm.covariance,
         factor_root=fm.root,
