@@ -187,7 +187,11 @@ def large_problem(n: int = 15_000, k: int = 72, seed: int = 0, n_fixed: int = 50
 # --------------------------------------------------------------------------------------
 # Constraints
 
-ALL_KIND_UNITS = [(k.name, u) for k in KINDS.values() for u in k.units]
+# Kinds that need data the cross-check problems do not have (cash per currency); they are
+# tested on books in tests/test_currency.py.
+OUTSIDE_CROSS_CHECK = {"currency_cash"}
+ALL_KIND_UNITS = [(k.name, u) for k in KINDS.values() for u in k.units
+                  if k.name not in OUTSIDE_CROSS_CHECK]
 
 
 def _selector(data: ProblemData, kind: str, rng) -> dict:
