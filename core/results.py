@@ -13,10 +13,12 @@ import numpy as np
 import polars as pl
 
 from core.model.data import ProblemData
-from core.optimize import SolvedProblem
+from core.model.discrete import apply, decide, needed
+from core.optimize import SolvedProblem, solve_problem
 from core.universe import Universe
 
 GROUP_COLUMNS = ("sector", "industry", "country", "currency", "type")
+NOISE_FLOOR = 1e-6  # fraction of NAV: interior-point solutions are accurate to about this
 ORDER_SCHEMA = {"symbol": pl.String, "side": pl.String, "shares": pl.Int64}
 
 
@@ -76,7 +78,11 @@ def holdings_frame(uni: Universe, data: ProblemData, h: np.ndarray,
         with np.errstate(divide="ignore", invalid="ignore"):
             flow[: t.n] = np.where(unit_value[: t.n] > 0,
                                    (data.flows.V @ k) * nav / unit_value[: t.n], 0.0)
-    trade = _round_to_lots(target - before - flow, lot)
+    trade = target - before - flow
+    # A trade under solver precision (1e-6 of NAV) is noise, not an order, even where it
+    # would round up to a lot of a cheap stock.
+    trade[np.abs(trade * unit_value) < NOISE_FLOOR * nav] = 0.0
+    trade = _round_to_lots(trade, lot)
     trade[t.n:] = 0.0
     after = before + flow + trade
     out = sub.select("instrument_id", "ticker", "type", "currency", "sector", "industry",
@@ -294,6 +300,53 @@ def post_trade_summary(uni: Universe, data: ProblemData, holdings: pl.DataFrame,
     }
 
 
+def _round_and_repair(data: ProblemData, constraints: list, settings, solved: SolvedProblem,
+                      solver: str, options, rounds: int = 3
+                      ) -> tuple[SolvedProblem, ProblemData, dict]:
+    """Decide whole names (core/model/discrete.py), fix them, re-solve the rest."""
+    relaxed = solved.objective
+    decided: dict[str, dict] = {}
+    frozen = None
+    fixed = data
+    for _ in range(rounds):
+        new, freeze = decide(data, solved.h, data.market_trade(solved.h, solved.flows),
+                             settings, set(decided))
+        if not new:
+            break
+        decided.update({r["instrument_id"]: r for r in new})
+        if freeze is not None:
+            frozen = freeze if frozen is None else (frozen | freeze)
+        attempt_data = apply(data, list(decided.values()), frozen)
+        attempt = solve_problem(attempt_data, constraints, settings, solver=solver,
+                                options=options)
+        if not attempt.status.has_solution:
+            solved.notes.append("the discrete decisions made the problem infeasible; the "
+                                "relaxation's solution is kept")
+            break
+        attempt.timings = {k: solved.timings.get(k, 0) + v for k, v in attempt.timings.items()}
+        solved, fixed = attempt, attempt_data
+    given_up = (relaxed - solved.objective) * 1e4
+    if decided:
+        solved.notes.append(f"{len(decided)} names decided by round-and-repair; "
+                            f"{given_up:.3f} bp of utility given up against the relaxation")
+    return solved, fixed, {"relaxation_utility_bp": relaxed * 1e4,
+                           "utility_bp": solved.objective * 1e4, "given_up_bp": given_up,
+                           "names": list(decided.values())}
+
+
+def _broken_by_rounding(solved: SolvedProblem, holdings: pl.DataFrame,
+                        data: ProblemData) -> list[dict]:
+    """Hard constraints the lot-rounded book breaks (beyond solver tolerance)."""
+    from core.optimize import diagnostics
+
+    h_rounded = holdings.get_column("weight_after").to_numpy()[: data.n]
+    diag = diagnostics(solved.model, h_rounded, None, None)
+    bad = diag.filter(~pl.col("soft") & (pl.col("slack") < -1e-6 * pl.max_horizontal(
+        pl.lit(1.0), pl.col("upper").abs().fill_null(0), pl.col("lower").abs().fill_null(0))))
+    return [{"name": r["name"], "label": r["label"], "value": r["value"], "unit": r["unit"],
+             "excess": -r["slack"]} for r in bad.head(20).iter_rows(named=True)]
+
+
 def optimize(uni: Universe, constraints: list, settings, solver: str = "auto",
              options=None) -> OptimizationResult:
     """Universe + constraints + settings -> the trader's result. Raises SpoInputError for
@@ -301,7 +354,6 @@ def optimize(uni: Universe, constraints: list, settings, solver: str = "auto",
     import time
 
     from core.model.data import problem_data
-    from core.optimize import solve_problem
     from core.solvers.base import choose_solver
 
     choice = choose_solver(solver)
@@ -310,6 +362,10 @@ def optimize(uni: Universe, constraints: list, settings, solver: str = "auto",
     t1 = time.perf_counter()
     solved = solve_problem(data, constraints, settings, solver=choice.name, options=options)
     t2 = time.perf_counter()
+    discrete = None
+    if solved.status.has_solution and needed(settings):
+        solved, data, discrete = _round_and_repair(data, list(constraints), settings, solved,
+                                                   choice.name, options)
     k = None
     if solved.status.has_solution and data.flows is not None:
         # Flows settle in whole creation units (ETFs) or contracts (EFP): round them, then
@@ -347,6 +403,14 @@ def optimize(uni: Universe, constraints: list, settings, solver: str = "auto",
     flows = flows_frame(data.flows, k if k is not None else np.zeros(0), data.tradable.ids,
                         data.nav)
     summary["flows"] = flows.to_dicts()
+    if discrete is not None:
+        summary["discrete"] = discrete
+    if solved.status.has_solution:
+        broken = _broken_by_rounding(solved, holdings, data)
+        summary["broken_by_rounding"] = broken
+        solved.notes.extend(
+            f"rounding to lots moves {b['name']} [{b['label']}] to {b['value']:.6g} "
+            f"{b['unit']}, outside its bound by {b['excess']:.3g}" for b in broken)
     fx_trades = None
     if data.currencies is not None:
         from core.model.currency import fx_orders

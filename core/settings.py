@@ -84,6 +84,20 @@ class SyntheticSettings(_Strict):
         default=1.0, ge=0, description="EFP fees and basis spread over fair, bp of notional")
 
 
+class DiscreteSettings(_Strict):
+    """Whole-name decisions the convex model cannot make, applied by round-and-repair."""
+
+    min_trade_pct: float = Field(default=0.0, ge=0,
+                                 description="drop trades smaller than this, %NAV")
+    min_holding_pct: float = Field(default=0.0, ge=0,
+                                   description="close positions smaller than this, %NAV")
+    max_positions: int | None = Field(default=None, ge=0)
+    max_trades: int | None = Field(default=None, ge=0)
+    min_trade: dict[str, float] = Field(
+        default_factory=dict, description="per-security minimum trade, %NAV (seed 004 "
+                                          "securityMinTrade)")
+
+
 class OptimizationSettings(_Strict):
     """How the objective is formed (platform spec section 10; seed 004 objectives).
 
@@ -106,6 +120,7 @@ class OptimizationSettings(_Strict):
         default_factory=dict, description="weight per targeted factor (default 1)")
     costs: CostSettings = Field(default_factory=CostSettings)
     synthetics: SyntheticSettings = Field(default_factory=SyntheticSettings)
+    discrete: DiscreteSettings = Field(default_factory=DiscreteSettings)
     look_through: bool = Field(
         default=True, description="ETFs, futures and baskets seen through their constituents "
                                   "for risk and group exposures")

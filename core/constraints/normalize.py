@@ -280,11 +280,16 @@ def normalize_all(specs: list[ConstraintSpec], data: ProblemData, relative: bool
         if block.rows or block.notes:
             blocks.append(block)
     if automatic:
-        no_buy = data.extra.get("no_buy", np.zeros(data.n, bool))
-        for kind, flags in (("no_new_longs", data.no_new_longs),
-                            ("no_new_shorts", data.no_new_shorts), ("no_buy", no_buy)):
+        none = np.zeros(data.n, bool)
+        for name, kind, flags in (
+                ("restriction:no_new_longs", "no_new_longs", data.no_new_longs),
+                ("restriction:no_new_shorts", "no_new_shorts", data.no_new_shorts),
+                ("restriction:no_buy", "no_buy", data.extra.get("no_buy", none)),
+                ("discrete:no_trade", "no_trade", data.extra.get("discrete_frozen", none)),
+                ("discrete:closed", "holding", data.extra.get("discrete_closed", none))):
             if flags.any():
-                spec = ConstraintSpec(kind=kind, name=f"restriction:{kind}")
+                spec = (ConstraintSpec(kind=kind, name=name) if kind != "holding" else
+                        ConstraintSpec(kind=kind, name=name, lower=0.0, upper=0.0))
                 block = normalize(spec, data, relative)
                 keep = np.flatnonzero(flags)
                 blocks.append(ConstraintBlock(
