@@ -205,7 +205,9 @@ def solve_problem(data: ProblemData, constraints: list[ConstraintSpec],
     t0 = time.perf_counter()
     blocks = normalize_all(constraints, data, settings.relative_to_benchmark)
     notes = [note for b in blocks for note in b.notes]
-    model = build_model(data, blocks, settings)
+    # MOSEK solves the mixed-integer program (whole lots, contracts and creation units);
+    # Clarabel the relaxation, which core.results then rounds and repairs.
+    model = build_model(data, blocks, settings, whole_lots=(solver == "mosek"))
     t1 = time.perf_counter()
     raw = _unscaled(run_solver(model.program, solver, options), model.program.objective_scale)
     t2 = time.perf_counter()

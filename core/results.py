@@ -86,7 +86,7 @@ def holdings_frame(uni: Universe, data: ProblemData, h: np.ndarray,
     trade[t.n:] = 0.0
     after = before + flow + trade
     out = sub.select("instrument_id", "ticker", "type", "currency", "sector", "industry",
-                     "country",
+                     "country", "maintenance_margin",
                      "price", "unit_value", "lot_size", "tradable").with_columns(
         shares_before=pl.Series(before), shares_target=pl.Series(target),
         flow_shares=pl.Series(flow), trade_shares=pl.Series(trade),
@@ -194,10 +194,12 @@ def _margin_summary(data: ProblemData, holdings: pl.DataFrame, hb: np.ndarray,
                 "weight_after").to_numpy())) * nav,
         ).group_by("group").agg(pl.col("before").sum(), pl.col("after").sum()).sort("group")
         by_group[col] = g.to_dicts()
+    maint = holdings.get_column("maintenance_margin").fill_null(0.0).to_numpy()[:n]
     out = {}
     for label, h in (("before", hb), ("after", ha)):
         out[label] = {"used": data.margin(h) * nav,
-                      "used_without_hedge_credit": data.margin(h, hedge_credit=False) * nav}
+                      "used_without_hedge_credit": data.margin(h, hedge_credit=False) * nav,
+                      "maintenance_without_hedge_credit": float(maint @ np.abs(h)) * nav}
     return {"used": out["after"]["used"],
             "used_without_hedge_credit": out["after"]["used_without_hedge_credit"],
             "budget": budget, "before": out["before"], "after": out["after"],

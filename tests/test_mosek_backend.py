@@ -8,6 +8,7 @@ error are checked without one.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import mosek
 import numpy as np
@@ -478,3 +479,30 @@ def test_solve_cancelled():
     cancel.set()
     out = mb.solve(mixed(), SolverOptions(cancel=cancel))
     assert out.status == Status.CANCELLED, out.message
+
+
+def test_mosek_gets_whole_lots_as_integers(tmp_path):
+    """The mixed-integer program MOSEK solves: trades in whole lots, read back exactly."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    from books import book_config, write_book
+    from console.state import AppState
+    from core.constraints.normalize import normalize_all
+    from core.model.build import build_model
+    from core.model.data import problem_data
+    from core.settings import OptimizationSettings
+
+    uni = AppState(book_config(write_book(tmp_path))).load()
+    settings = OptimizationSettings()
+    data = problem_data(uni, settings)
+    model = build_model(data, normalize_all([], data, False), settings, whole_lots=True)
+    p = model.program
+    assert np.array_equal(np.sort(p.integer_vars), model.var["lots"])
+    with mb.build_task(p) as task:
+        back = mb.read_back(task)
+    assert np.array_equal(back["integer"], np.sort(p.integer_vars))
+    # One unit of a lot variable is one lot's value as a fraction of NAV.
+    rows = [b for b in p.row_blocks if b.name == "whole_lots"][0]
+    block = p.A[rows.start:rows.stop][:, model.var["lots"]].toarray()
+    lot_value = data.lot_size * data.unit_value / data.nav
+    assert np.allclose(-np.diag(block), lot_value)

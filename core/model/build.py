@@ -55,7 +55,8 @@ def risk_root(cov: np.ndarray) -> np.ndarray:
 
 class _Build:
     def __init__(self, data: ProblemData, settings: OptimizationSettings,
-                 blocks: list[ConstraintBlock], elastic: bool, impact_cone: str) -> None:
+                 blocks: list[ConstraintBlock], elastic: bool, impact_cone: str,
+                 whole_lots: bool = False) -> None:
         self.d = data
         self.st = settings
         self.blocks = blocks
@@ -70,6 +71,8 @@ class _Build:
         else:
             self.R = risk_root(data.factor_cov) if data.k else np.zeros((0, 0))
         self.impact_cone = impact_cone
+        self.whole_lots = whole_lots
+        self.integers: list[np.ndarray] = []
 
     # --- core variables ------------------------------------------------------------------
 
@@ -462,6 +465,27 @@ class _Build:
             np.concatenate([[block.hi[0]], b]), labels=np.array([""] * (m + 1), dtype=object),
             side="upper", scale=block.scale)
 
+    def integer_lots(self) -> None:
+        """MOSEK's mixed-integer path: market trades in whole lots (contracts for futures),
+        flows in whole creation units or contracts: h - h0 - V k = lot_value * n, n integer.
+        """
+        d, mb, v = self.d, self.mb, self.var
+        n = d.n
+        lot_value = d.lot_size * d.unit_value / d.nav
+        lots = v["lots"] = mb.variables("lots", n)
+        i = np.arange(n)
+        entries = [coo(i, v["h"], 1.0), coo(i, lots, -lot_value)]
+        if "k_flow" in v:
+            units = v["flow_units"] = mb.variables("flow_units", d.flows.size)
+            j = np.arange(d.flows.size)
+            mb.add_rows("flow_units", "definition", "zero", d.flows.size,
+                        [coo(j, v["k_flow"], 1.0), coo(j, units, -d.flows.unit_notional)], 0.0)
+            V = d.flows.V.tocoo()
+            entries.append(coo(V.row, v["k_flow"][V.col], -V.data))
+            self.integers.append(units)
+        mb.add_rows("whole_lots", "definition", "zero", n, entries, d.tradable.h0)
+        self.integers.append(lots)
+
     def run(self) -> Model:
         self.core()
         if not self.elastic:
@@ -469,7 +493,11 @@ class _Build:
             self.objective()
         for block in self.blocks:
             self.constraint(block)
+        if self.whole_lots:
+            self.integer_lots()
         program = self.mb.program(OBJECTIVE_SCALE)
+        if self.integers:
+            program.integer_vars = np.concatenate(self.integers)
         return Model(self.d, self.st, program, self.var, self.rows, self.violations,
                      self.blocks, self.elastic, self.R)
 
@@ -481,7 +509,8 @@ def _sub(block: ConstraintBlock, rows: np.ndarray) -> ConstraintBlock:
 
 def build_model(data: ProblemData, blocks: list[ConstraintBlock],
                 settings: OptimizationSettings, elastic: bool = False,
-                impact_cone: str = "soc") -> Model:
+                impact_cone: str = "soc", whole_lots: bool = False) -> Model:
     """The program for the problem; with elastic=True, the phase that measures how far
-    each hard constraint must move for the problem to become feasible."""
-    return _Build(data, settings, blocks, elastic, impact_cone).run()
+    each hard constraint must move for the problem to become feasible; with
+    whole_lots=True, the mixed-integer program MOSEK solves (trades in whole lots)."""
+    return _Build(data, settings, blocks, elastic, impact_cone, whole_lots).run()
