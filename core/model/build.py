@@ -317,23 +317,35 @@ class _Build:
             self._currency_cash(block)
             return
         S = block.S.tocoo()
+
+        def entries(local: np.ndarray, sign: float) -> list[tuple]:
+            keep = local[S.row] >= 0
+            return [coo(local[S.row[keep]], cols[S.col[keep]], sign * coef * S.data[keep])
+                    for cols, coef in self._columns(block)]
+
+        self._two_sided(block, entries, block.const)
+
+    def _two_sided(self, block: ConstraintBlock, entries, const: np.ndarray) -> None:
+        """Rows sign * (expression + const) <= sign * bound for each finite bound.
+
+        `entries(local, sign)` gives the expression's COO entries for the rows kept
+        (local[i] is row i's position in the block, -1 when the bound is absent).
+        """
+        name = block.spec.name
         for side, bound, sign in (("upper", block.hi, 1.0), ("lower", block.lo, -1.0)):
             rows = np.flatnonzero(~np.isnan(bound))
             if not len(rows):
                 continue
             local = np.full(block.rows, -1)
             local[rows] = np.arange(len(rows))
-            keep = local[S.row] >= 0
-            entries = [coo(local[S.row[keep]], cols[S.col[keep]], sign * coef * S.data[keep])
-                       for cols, coef in self._columns(block)]
-            sub = _sub(block, rows)
-            viol = self._violation(sub, side, len(rows))
+            row_entries = entries(local, sign)
+            viol = self._violation(_sub(block, rows), side, len(rows))
             if viol is not None:
-                entries.append(coo(np.arange(len(rows)), viol, -1.0))
-            b = sign * (bound[rows] - block.const[rows])
+                row_entries.append(coo(np.arange(len(rows)), viol, -1.0))
             self.rows[name][side] = self.mb.add_rows(
-                name, "constraint", "nonneg", len(rows), entries, b,
-                labels=block.labels[rows], side=side, scale=block.scale[rows])
+                name, "constraint", "nonneg", len(rows), row_entries,
+                sign * (bound[rows] - const[rows]), labels=block.labels[rows], side=side,
+                scale=block.scale[rows])
 
     def _concentration(self, block: ConstraintBlock) -> None:
         """|h_i| <= c G: h_i - c g <= 0 and -h_i - c g <= 0, g the post-trade gross."""
@@ -380,28 +392,21 @@ class _Build:
         spend_h = member.tocoo()
         const = cur.cash0[ccy] + member @ d.tradable.h0
         flow = (member @ d.flows.V).tocoo() if "k_flow" in v else None
-        for side, bound, sign in (("upper", block.hi, 1.0), ("lower", block.lo, -1.0)):
-            rows = np.flatnonzero(~np.isnan(bound))
-            if not len(rows):
-                continue
-            local = np.full(block.rows, -1)
-            local[rows] = np.arange(len(rows))
-            keep = local[spend_h.row] >= 0
+
+        def entries(local: np.ndarray, sign: float) -> list[tuple]:
             # sign * (const - h-part + k-part + f) <= sign * bound
-            entries = [coo(local[spend_h.row[keep]], v["h"][spend_h.col[keep]],
-                           -sign * spend_h.data[keep]),
-                       coo(np.arange(len(rows)), f[ccy[rows]], sign)]
+            keep = local[spend_h.row] >= 0
+            out = [coo(local[spend_h.row[keep]], v["h"][spend_h.col[keep]],
+                       -sign * spend_h.data[keep])]
+            rows = np.flatnonzero(local >= 0)
+            out.append(coo(local[rows], f[ccy[rows]], sign))
             if flow is not None:
                 fk = local[flow.row] >= 0
-                entries.append(coo(local[flow.row[fk]], v["k_flow"][flow.col[fk]],
-                                   sign * flow.data[fk]))
-            viol = self._violation(_sub(block, rows), side, len(rows))
-            if viol is not None:
-                entries.append(coo(np.arange(len(rows)), viol, -1.0))
-            self.rows[block.spec.name][side] = self.mb.add_rows(
-                block.spec.name, "constraint", "nonneg", len(rows), entries,
-                sign * (bound[rows] - const[rows]), labels=block.labels[rows], side=side,
-                scale=block.scale[rows])
+                out.append(coo(local[flow.row[fk]], v["k_flow"][flow.col[fk]],
+                               sign * flow.data[fk]))
+            return out
+
+        self._two_sided(block, entries, const)
 
     def _margin_budget(self, block: ConstraintBlock) -> None:
         """sum rate |h - V p| + sum hedge_rate |p| <= budget (core/model/margin.py)."""
