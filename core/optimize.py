@@ -94,9 +94,8 @@ def diagnostics(model: Model, h: np.ndarray, z: np.ndarray | None, x: np.ndarray
                 dual[rows] = np.maximum(dual[rows], zz * block.scale[rows] * 1e4)
             v = viol_of.get((spec.name, side))
             if v is not None and x is not None:
-                violation[rows] = np.maximum(violation[rows], _divide(x[v.var], v.scale[rows]
-                                                                      if len(v.scale) ==
-                                                                      block.rows else v.scale))
+                # One violation per row with a bound, scaled like those rows.
+                violation[rows] = np.maximum(violation[rows], _divide(x[v.var], v.scale))
         # Binding: at the bound to solver precision, or priced (a dual above noise) and
         # within 0.1% of it; slack summed over thousands of names (turnover) is larger
         # than one name's, hence the dual test.
