@@ -62,8 +62,20 @@ def cmd_solve(args: argparse.Namespace) -> int:
         cfg.solver = args.solver
     state = AppState(cfg)
     state.load()
+    options = None
+    if sys.stderr.isatty() and not args.json:
+        from core.solvers.base import SolverOptions
+
+        def progress(p) -> None:  # one line, rewritten in place: a long solve shows life
+            print(f"\r  iteration {p.iteration:3d}  utility {-p.primal_objective:12.4f} bp  "
+                  f"gap {p.gap:8.1e}  {p.elapsed_s:6.2f}s", end="", file=sys.stderr,
+                  flush=True)
+
+        options = SolverOptions(time_limit_s=cfg.optimization.time_limit_s, progress=progress)
     result = optimize(state.universe, cfg.all_constraints(), cfg.optimization,
-                      solver=cfg.solver)
+                      solver=cfg.solver, options=options)
+    if options is not None:
+        print("\r" + " " * 72 + "\r", end="", file=sys.stderr, flush=True)
     files = write_outputs(result, Path(args.out))
     if args.json:
         print(json.dumps(run_document(result) | {"files": {k: str(v) for k, v in files.items()}},
