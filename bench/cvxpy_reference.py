@@ -32,6 +32,26 @@ Resolutions of points the formulation leaves open:
   built only for lower bounds and max_concentration, where the formulation relaxes.
 - Carry (financing, borrow) is on max(h, 0), max(-h, 0) as written, never on the legs, so
   overlapping legs cost nothing: see `legs_priced` for the variant spo implements.
+
+Baskets, margin, flows and currencies (formulation.md's section of that name; ProblemData's
+lookthrough / hedges / flows / currencies are used as data, like the loadings):
+- Look-through (settings.look_through and an active LookThrough): e = E h_all over
+  h_all = [h; h0_F] (minus [b_T; b_F] when relative); x = B_all' e; SV = sum over
+  non-mapped rows of idio_i e_i^2 + sum over mapped baskets of residual_b h_all_b^2;
+  group_net sums the group's rows of E h_all (no benchmark, as without look-through).
+- margin_budget with hedge credit (margin_hedge_credit and data.hedges): a variable p with
+  sum rate_i |h_all_i - (V p)_i| + sum hedge_rate_k |p_k| <= budget and
+  |p_k| <= |h_all_b(k)|. That cap is not convex in a tradable h_b, so each model fixes the
+  sign of every tradable hedged basket (sigma h_b >= 0, |p_k| <= sigma h_b) and
+  solve_reference takes the best of all 2^n sign patterns (exact; n <=
+  MAX_HEDGE_SIGN_ENUMERATION, beyond that the sign of h0_b is used: a restriction).
+- Flows (data.flows): k with lower <= k <= upper; the market trade m = h - h0 - V k is what
+  costs, turnover, max_trade and group_turnover see; flows cost cost_j |k_j| and gain
+  gain_j k_j in the objective (every mode; the alpha reduction is already in data.alpha).
+- currency_cash (group = a currency or '*'): c_j = cash0_j - sum over settling tradable i
+  of currency j of m_i + f_j, sum f = 0, f costs fx_cost_bps x 1e-4 |f_j| off the
+  numeraire; f exists only when some currency_cash constraint does. Units: %NAV, notional.
+- Expiring futures (data.extra["no_buy"]): h_i <= h0_i.
 """
 
 from __future__ import annotations
@@ -208,7 +228,8 @@ def _sqrt_cov(cov: np.ndarray) -> np.ndarray:
 
 class _Builder:
     def __init__(self, data: ProblemData, settings: OptimizationSettings,
-                 legs_priced: bool = False, impact_cone: str = "auto"):
+                 legs_priced: bool = False, impact_cone: str = "auto",
+                 hedge_signs: dict | None = None):
         if impact_cone not in ("auto", "power", "soc"):
             raise ValueError(f"impact_cone must be auto, power or soc, not {impact_cone!r}")
         self.data, self.settings = data, settings
@@ -218,12 +239,36 @@ class _Builder:
         self.n = t.n
         self.rel = settings.relative_to_benchmark
         self.h = cp.Variable(self.n, name="h")
-        self.m = self.h - t.h0
+        # Baskets, margin, flows and currencies (formulation.md, last data section).
+        self.lt = data.lookthrough if (settings.look_through and data.lookthrough is not None
+                                       and data.lookthrough.active) else None
+        self.hedges = data.hedges if (settings.margin_hedge_credit
+                                      and data.hedges is not None
+                                      and data.hedges.size) else None
+        self.hedge_signs = hedge_signs or {}
+        self.flows = data.flows if data.flows is not None and data.flows.size else None
+        self.k = None
+        if self.flows is not None:
+            # Flows move positions in kind: the market trade is m = h - h0 - V k.
+            fl = self.flows
+            self.k = cp.Variable(fl.size, name="k_flow")
+            self.m = self.h - t.h0 - sp.csr_matrix(fl.V) @ self.k
+        else:
+            self.m = self.h - t.h0
+        self._fx = None
         self.R = _sqrt_cov(data.factor_cov)
         self.BtT = sp.csr_matrix(t.loadings).T.tocsr()  # K x n
         self.BfT = sp.csr_matrix(f.loadings).T.tocsr() if f.n else None
         self.cons: list = []
         self.penalty_terms: list = []
+        if self.flows is not None:
+            lo, hi = np.asarray(self.flows.lower, float), np.asarray(self.flows.upper, float)
+            j = np.flatnonzero(np.isfinite(lo))
+            if len(j):
+                self.cons.append(self.k[j] >= lo[j])
+            j = np.flatnonzero(np.isfinite(hi))
+            if len(j):
+                self.cons.append(self.k[j] <= hi[j])
         self._legs = None
         self._leg_vars = None
         self._gross_var = None
@@ -271,9 +316,37 @@ class _Builder:
             self.cons.append(self._gross_var == self.gross())
         return self._gross_var
 
+    def h_all(self, relative: bool = False):
+        """[h; h0_fixed] (minus [b_T; b_F] when relative): positions of the combined index."""
+        t, f = self.data.tradable, self.data.fixed
+        ha = cp.hstack([self.h, cp.Constant(f.h0)]) if f.n else self.h
+        if relative:
+            ha = ha - np.concatenate([t.bench, f.bench])
+        return ha
+
     def risk(self, relative: bool):
-        """(e_T expr, x expr, fixed idio variance constant) on h - b or h."""
+        """(e_T expr, x expr, fixed idio variance constant) on h - b or h.
+
+        With look-through: (specific-risk vector g with SV = ||g||^2, x, 0), where
+        e = E h_all, x = B_all' e, g = [sqrt(idio_i) e_i over non-mapped i;
+        sqrt(residual_b) h_all_b over mapped baskets b].
+        """
         key = bool(relative)
+        if key not in self._risk and self.lt is not None:
+            t, f, lt = self.data.tradable, self.data.fixed, self.lt
+            ha = self.h_all(relative)
+            e = sp.csr_matrix(lt.E) @ ha
+            B_all = sp.vstack([sp.csr_matrix(t.loadings), sp.csr_matrix(f.loadings)]
+                              ).tocsr() if f.n else sp.csr_matrix(t.loadings)
+            x = B_all.T.tocsr() @ e
+            idio = np.concatenate([t.idio, f.idio])
+            mapped = np.asarray(lt.mapped, bool)
+            own = np.flatnonzero(~mapped & (idio > 0))
+            mb = np.flatnonzero(mapped & (np.asarray(lt.residual, float) > 0))
+            parts = [cp.multiply(np.sqrt(idio[own]), e[own])]
+            if len(mb):
+                parts.append(cp.multiply(np.sqrt(np.asarray(lt.residual, float)[mb]), ha[mb]))
+            self._risk[key] = ("lt", cp.hstack(parts), x)
         if key not in self._risk:
             t, f = self.data.tradable, self.data.fixed
             e = self.h - t.bench if relative else self.h
@@ -283,22 +356,36 @@ class _Builder:
                 x = x + self.BfT @ ef
             sv_f = float(np.sum(f.idio * ef ** 2)) if f.n else 0.0
             self._risk[key] = (e, x, sv_f)
-        return self._risk[key]
+        r = self._risk[key]
+        if isinstance(r[0], str):
+            return None, r[2], 0.0
+        return r
+
+    def specific(self, relative: bool):
+        """(vector g, constant c) with SV = ||g||^2 + c."""
+        self.risk(relative)
+        r = self._risk[bool(relative)]
+        if isinstance(r[0], str):
+            return r[1], 0.0
+        e, _, sv_f = r
+        return cp.multiply(np.sqrt(self.data.tradable.idio), e), sv_f
 
     def variance(self, relative: bool, terms: str):
-        e, x, sv_f = self.risk(relative)
+        _, x, _ = self.risk(relative)
         fv = cp.sum_squares(self.R @ x)
-        sv = cp.sum_squares(cp.multiply(np.sqrt(self.data.tradable.idio), e)) + sv_f
+        g, sv_f = self.specific(relative)
+        sv = cp.sum_squares(g) + sv_f
         return {"full": fv + sv, "factor": fv, "idio": sv}[terms]
 
     def vol(self, relative: bool, terms: str):
         """sqrt of the variance as a norm (second-order cone)."""
-        e, x, sv_f = self.risk(relative)
+        _, x, _ = self.risk(relative)
         parts = []
         if terms in ("full", "factor"):
             parts.append(self.R @ x)
         if terms in ("full", "idio"):
-            parts.append(cp.multiply(np.sqrt(self.data.tradable.idio), e))
+            g, sv_f = self.specific(relative)
+            parts.append(g)
             if sv_f > 0:
                 parts.append(cp.Constant(np.array([np.sqrt(sv_f)])))
         return cp.norm(cp.hstack(parts), 2)
@@ -331,6 +418,12 @@ class _Builder:
             u = cp.abs(self.m[idx])
             segs = [A[:, j] + cp.multiply(B[:, j], u) for j in range(nseg)]
             terms.append(cp.sum(segs[0] if nseg == 1 else cp.maximum(*segs)))
+        if self.flows is not None and np.any(self.flows.cost != 0):
+            terms.append(np.asarray(self.flows.cost, float) @ cp.abs(self.k))
+        if self._fx is not None:
+            fxc, f = self._fx
+            if np.any(fxc != 0):
+                terms.append(fxc @ cp.abs(f))
         hs = d.horizon_scale
         if self.legs_priced and self._legs is not None:
             # Variant (not the formulation): financing and borrow charged on the legs.
@@ -374,6 +467,9 @@ class _Builder:
                 core = cp.Constant(0.0)
         else:
             raise ValueError(f"unknown objective mode '{s.objective}'")
+        if self.flows is not None and np.any(self.flows.gain != 0):
+            # a created ETF unit gains its premium (formulation.md, flows)
+            core = core + np.asarray(self.flows.gain, float) @ self.k
         obj = core - self.costs()
         if self.penalty_terms:
             obj = obj - cp.sum(cp.hstack(self.penalty_terms))
@@ -458,8 +554,45 @@ class _Builder:
         else:
             raise ValueError(f"unhandled instrument kind {kind}")
 
+    def fx_trades(self):
+        """f per currency (sum f = 0), costing fx_cost_bps x 1e-4 x |f_j| off the numeraire."""
+        if self._fx is None:
+            cur = self.data.currencies
+            f = cp.Variable(cur.size, name="fx")
+            self.cons.append(cp.sum(f) == 0)
+            rate = self.settings.fx_cost_bps * 1e-4
+            fxc = np.where(np.asarray(cur.codes, dtype=object) == cur.numeraire, 0.0, rate)
+            self._fx = (fxc, f)
+        return self._fx[1]
+
+    def cash_after(self):
+        """c_j = cash0_j - sum over settling i in j of m_i + f_j (NAV fractions)."""
+        cur = self.data.currencies
+        f = self.fx_trades()
+        st = np.flatnonzero(np.asarray(cur.settles, bool))
+        A = sp.csr_matrix((np.ones(len(st)), (np.asarray(cur.index)[st], st)),
+                          shape=(cur.size, self.n))
+        return np.asarray(cur.cash0, float) - A @ self.m + f
+
+    def _currency_cash(self, spec: ConstraintSpec) -> None:
+        cur = self.data.currencies
+        if cur is None or cur.size == 0:
+            raise ValueError(f"{spec.name}: no currencies in the problem")
+        codes = [str(c) for c in cur.codes]
+        if spec.group == "*":
+            rows = np.arange(len(codes))
+        elif spec.group in codes:
+            rows = np.array([codes.index(spec.group)])
+        else:
+            raise ValueError(f"{spec.name}: unknown currency '{spec.group}'")
+        c = self.cash_after()[rows]
+        self.bound(spec, c, scalar_scale(self.data, spec.unit), spec.lo, spec.hi, len(rows))
+
     def _group(self, spec: ConstraintSpec) -> None:
         d = self.data
+        if spec.kind == "currency_cash":
+            self._currency_cash(spec)
+            return
         groups, _ = group_selection(d, spec)
         if not groups:
             return
@@ -478,7 +611,15 @@ class _Builder:
             return out
 
         kind = spec.kind
-        if kind == "group_net":
+        if kind == "group_net" and self.lt is not None:
+            # look-through: the group's members' rows of e = E h_all
+            r2, c2 = [], []
+            for r, (_, it, jf) in enumerate(groups):
+                r2 += [r] * (len(it) + len(jf))
+                c2 += list(it) + [self.n + j for j in jf]
+            S_all = sp.csr_matrix((np.ones(len(r2)), (r2, c2)), shape=(ng, self.n + f.n))
+            g = sp.csr_matrix(S_all @ self.lt.E) @ self.h_all(False)
+        elif kind == "group_net":
             g = S @ self.h + fixed_sum(f.h0)
         elif kind == "group_gross":
             g = S @ self.abs_h + fixed_sum(np.abs(f.h0))
@@ -531,6 +672,8 @@ class _Builder:
             g, lo = self.vol(self.rel, "factor"), None
         elif kind == "tracking_error":
             g, lo = self.vol(True, self.settings.risk_terms), None
+        elif kind == "margin_budget" and self.hedges is not None:
+            g, lo = self.hedged_margin(), None
         elif kind == "margin_budget":
             g = t.margin_rate @ self.abs_h + float(f.margin_rate @ np.abs(f.h0))
             lo = None
@@ -541,6 +684,30 @@ class _Builder:
         g = cp.reshape(g, (1,), order="C")
         self.bound(spec, g, scalar_scale(d, spec.unit), lo, hi, 1)
 
+    def hedged_margin(self):
+        """min over p of sum rate_i |h_all_i - (V p)_i| + sum hedge_rate_k |p_k|, with
+        |p_k| <= |h_all_basket_k|; stated with p as variables (an upper bound on a min).
+
+        |p_k| <= |h_b| is not convex in a tradable h_b: `hedge_signs` {basket index: +1/-1}
+        fixes the sign of h_b (sigma h_b >= 0, |p_k| <= sigma h_b); solve_reference
+        enumerates the signs, so the optimum is exact. Without a sign the sign of h0_b
+        (or +1) is used.
+        """
+        d, hg = self.data, self.hedges
+        rate = np.concatenate([d.tradable.margin_rate, d.fixed.margin_rate])
+        ha = self.h_all(False)
+        p = cp.Variable(hg.size, name="hedge")
+        h0_all = np.concatenate([d.tradable.h0, d.fixed.h0])
+        for k, b in enumerate(np.asarray(hg.basket, int)):
+            if b >= self.n:  # a fixed basket: |h_b| is a constant
+                self.cons.append(cp.abs(p[k]) <= abs(h0_all[b]))
+                continue
+            sgn = self.hedge_signs.get(int(b), 1.0 if h0_all[b] >= 0 else -1.0)
+            self.cons.append(sgn * self.h[b] >= 0)
+            self.cons.append(cp.abs(p[k]) <= sgn * self.h[b])
+        return rate @ cp.abs(ha - sp.csr_matrix(hg.V) @ p) + \
+            np.asarray(hg.rate, float) @ cp.abs(p)
+
     def restrictions(self) -> None:
         d = self.data
         h0 = d.tradable.h0
@@ -550,11 +717,15 @@ class _Builder:
             self.cons.append(self.h[nl] <= np.maximum(h0[nl], 0.0))
         if len(ns):
             self.cons.append(self.h[ns] >= np.minimum(h0[ns], 0.0))
+        nb = np.flatnonzero(np.asarray(d.extra.get("no_buy", np.zeros(self.n)), bool))
+        if len(nb):  # expiring futures: h_i <= h0_i
+            self.cons.append(self.h[nb] <= h0[nb])
 
 
 def build_reference(data: ProblemData, constraints: list[ConstraintSpec],
                     settings: OptimizationSettings, *, legs_priced: bool = False,
-                    impact_cone: str = "auto") -> tuple[cp.Problem, cp.Variable]:
+                    impact_cone: str = "auto", hedge_signs: dict | None = None
+                    ) -> tuple[cp.Problem, cp.Variable]:
     """The CVXPY problem (Maximize utility incl. soft penalties) and the variable h.
 
     `legs_priced=True` is a diagnostic variant, NOT the formulation: when the constraints
@@ -565,12 +736,30 @@ def build_reference(data: ProblemData, constraints: list[ConstraintSpec],
     on gross / LMV / SMV or a max_concentration pushes them up: under the formulation the
     overlap is free, so those constraints do not bind.
     """
-    b = _Builder(data, settings, legs_priced, impact_cone)
+    b = _Builder(data, settings, legs_priced, impact_cone, hedge_signs)
     b.restrictions()
     for spec in constraints:
         b.add(spec)
     prob = cp.Problem(cp.Maximize(b.objective()), b.cons)
+    prob._spo_builder = b  # flows k and FX f for the caller
     return prob, b.h
+
+
+MAX_HEDGE_SIGN_ENUMERATION = 4
+
+
+def hedge_sign_patterns(data: ProblemData, constraints: list[ConstraintSpec],
+                        settings: OptimizationSettings) -> list[dict | None]:
+    """Sign patterns of the tradable hedged baskets to enumerate (see hedged_margin)."""
+    uses = any(c.enabled and c.kind == "margin_budget" for c in constraints)
+    if not (uses and settings.margin_hedge_credit and data.hedges is not None
+            and data.hedges.size):
+        return [None]
+    bs = sorted({int(b) for b in data.hedges.basket if int(b) < data.tradable.n})
+    if not bs or len(bs) > MAX_HEDGE_SIGN_ENUMERATION:
+        return [None]
+    import itertools
+    return [dict(zip(bs, signs)) for signs in itertools.product((1.0, -1.0), repeat=len(bs))]
 
 
 def solve_reference(data: ProblemData, constraints: list[ConstraintSpec],
@@ -583,11 +772,38 @@ def solve_reference(data: ProblemData, constraints: list[ConstraintSpec],
     if impact_cone == "auto":
         first = "soc" if data.tradable.n > IMPACT_CONE_AUTO_MAX_N else "power"
         cones = [first, "power" if first == "soc" else "soc"]
+    patterns = hedge_sign_patterns(data, constraints, settings)
+    if len(patterns) > 1:
+        # |p_k| <= |h_b| is not convex: the optimum is the best over the signs of h_b.
+        best = None
+        for pat in patterns:
+            r = _solve_once(data, constraints, settings, solver, legs_priced, cones, pat,
+                            solver_opts)
+            if best is None:
+                best = r
+                continue
+            ok_r = r.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
+            ok_b = best.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
+            if ok_r and (not ok_b or r.objective > best.objective):
+                r.solve_s += best.solve_s
+                r.build_s += best.build_s
+                best = r
+            else:
+                best.solve_s += r.solve_s
+                best.build_s += r.build_s
+        best.extra["hedge_signs"] = best.extra.get("hedge_signs")
+        return best
+    return _solve_once(data, constraints, settings, solver, legs_priced, cones, None,
+                       solver_opts)
+
+
+def _solve_once(data, constraints, settings, solver, legs_priced, cones, hedge_signs,
+                solver_opts) -> ReferenceResult:
     build_s = solve_s = 0.0
     for cone in cones:
         t0 = time.perf_counter()
         prob, h = build_reference(data, constraints, settings, legs_priced=legs_priced,
-                                  impact_cone=cone)
+                                  impact_cone=cone, hedge_signs=hedge_signs)
         t1 = time.perf_counter()
         try:
             prob.solve(solver=solver, **solver_opts)
@@ -603,8 +819,15 @@ def solve_reference(data: ProblemData, constraints: list[ConstraintSpec],
     hv = np.asarray(h.value, dtype=float) if ok and h.value is not None else np.full(
         data.tradable.n, np.nan)
     obj = float(prob.value) if ok and prob.value is not None else float("nan")
+    b = getattr(prob, "_spo_builder", None)
+    extra = {"problem": prob, "impact_cone": cone, "hedge_signs": hedge_signs}
+    if ok and b is not None:
+        if b.k is not None and b.k.value is not None:
+            extra["flows"] = np.asarray(b.k.value, float)
+        if b._fx is not None and b._fx[1].value is not None:
+            extra["fx"] = np.asarray(b._fx[1].value, float)
     return ReferenceResult(status=status, objective=obj, h=hv, solve_s=solve_s,
-                           build_s=build_s, extra={"problem": prob, "impact_cone": cone})
+                           build_s=build_s, extra=extra)
 
 
 # --------------------------------------------------------------------------------------
