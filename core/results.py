@@ -162,8 +162,9 @@ def trades_and_orders(holdings: pl.DataFrame, data: ProblemData
     return trades, orders
 
 
-def _risk(data: ProblemData, h: np.ndarray, active: bool) -> dict:
-    x = data.factor_exposures(h, active)
+def _risk(data: ProblemData, h: np.ndarray, active: bool, k: np.ndarray | None = None,
+          f: np.ndarray | None = None) -> dict:
+    x = data.factor_exposures(h, active, k, f)
     fx = data.factor_cov @ x
     fv = float(x @ fx)
     sv = data.specific_variance(h, active)
@@ -228,11 +229,14 @@ def post_trade_summary(uni: Universe, data: ProblemData, holdings: pl.DataFrame,
                 "net": (long - short) * nav, "long": long * nav, "short": short * nav}
 
     risk = {}
-    for label, hv in (("before", hb), ("after", ha)):
-        r = _risk(data, hv, active=False)
+    after_k = flows_k if flows_k is not None and len(flows_k) else None
+    after_f = solved.fx if len(solved.fx) else None
+    for label, hv, kv, fv in (("before", hb, None, np.zeros(0)), ("after", ha, after_k,
+                                                                  after_f)):
+        r = _risk(data, hv, False, kv, fv)
         entry = {k: r[k] for k in ("total_pct", "factor_pct", "idio_pct")}
         if has_bench:
-            entry["tracking_error_pct"] = _risk(data, hv, active=True)["total_pct"]
+            entry["tracking_error_pct"] = _risk(data, hv, True, kv, fv)["total_pct"]
         risk[label] = entry
         risk[f"_{label}"] = r
     factors = [

@@ -124,6 +124,9 @@ class OptimizationSettings(_Strict):
     look_through: bool = Field(
         default=True, description="ETFs, futures and baskets seen through their constituents "
                                   "for risk and group exposures")
+    fx_factor_risk: bool = Field(
+        default=False, description="cash in a currency other than the numeraire loads on "
+                                   "that currency's factor, so FX risk on cash is measured")
     fx_cost_bps: float = Field(
         default=0.5, ge=0, description="cost of an FX trade, bp of notional (keeps FX trades "
                                        "to what the cash bands need)")

@@ -321,7 +321,7 @@ def exposures(data: ProblemData, h: np.ndarray, relative: bool, risk_terms: str,
         return {"full": fv + sv, "factor": fv, "idio": sv}[risk_terms]
 
     def variance(active: bool) -> tuple[np.ndarray, float, float]:
-        x = data.factor_exposures(h, active)
+        x = data.factor_exposures(h, active, flows, fx)
         return x, float(x @ data.factor_cov @ x), data.specific_variance(h, active)
 
     x_run, fv, sv = variance(relative)

@@ -103,8 +103,10 @@ class _Build:
         if d.k:
             x = self.var["x"] = mb.variables("x", d.k)
             B = d.effective_loadings()[0].T.tocoo()  # K x n, baskets through constituents
-            mb.add_rows("factor_exposure_definition", "definition", "zero", d.k,
-                        [coo(np.arange(d.k), x, 1.0), coo(B.row, h[B.col], -B.data)],
+            entries = [coo(np.arange(d.k), x, 1.0), coo(B.row, h[B.col], -B.data)]
+            if d.fx_factor is not None:
+                entries += self._fx_factor_entries()
+            mb.add_rows("factor_exposure_definition", "definition", "zero", d.k, entries,
                         fixed_exposures(d, self.relative))
 
     def _flows(self) -> list[tuple]:
@@ -361,6 +363,21 @@ class _Build:
                 block.spec.name, "constraint", "nonneg", m, entries, 0.0, labels=block.labels,
                 side="upper", scale=block.scale)
 
+    def _fx_factor_entries(self) -> list[tuple]:
+        """x_j also holds cash_j = cash0_j - sum_{i in j} (h_i - h0_i - (V k)_i) + f_j."""
+        d, v = self.d, self.var
+        cur = d.currencies
+        f = self._fx()
+        has = np.flatnonzero(d.fx_factor >= 0)
+        member = cur.membership()[has]
+        rows = d.fx_factor[has]
+        m = member.tocoo()
+        out = [coo(rows[m.row], v["h"][m.col], 1.0), coo(rows, f[has], -1.0)]
+        if "k_flow" in v:
+            mk = (member @ d.flows.V).tocoo()
+            out.append(coo(rows[mk.row], v["k_flow"][mk.col], -mk.data))
+        return out
+
     def _fx(self) -> np.ndarray:
         """FX conversions f (one per currency, summing to zero), costed per unit of |f|."""
         if "fx" in self.var:
@@ -386,9 +403,7 @@ class _Build:
         f = self._fx()
         ccy = block.S.tocoo().col  # currency of each row
         # spend_j(h, k) = sum over settling i in j of (h_i - h0_i - (V k)_i)
-        member = sp.csr_matrix((np.ones(int(cur.settles.sum())),
-                                (cur.index[cur.settles], np.flatnonzero(cur.settles))),
-                               shape=(cur.size, d.n))[ccy]
+        member = cur.membership()[ccy]
         spend_h = member.tocoo()
         const = cur.cash0[ccy] + member @ d.tradable.h0
         flow = (member @ d.flows.V).tocoo() if "k_flow" in v else None

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
 
 @dataclass
@@ -29,6 +30,13 @@ class Currencies:
     @property
     def size(self) -> int:
         return len(self.codes)
+
+    def membership(self) -> sp.csr_matrix:
+        """currencies x tradable: 1 where trading the instrument moves that currency's cash."""
+        n = len(self.index)
+        return sp.csr_matrix((np.ones(int(self.settles.sum())),
+                              (self.index[self.settles], np.flatnonzero(self.settles))),
+                             shape=(self.size, n))
 
     def cash_after(self, market_trade: np.ndarray, f: np.ndarray | None) -> np.ndarray:
         """Cash per currency after the market trades (in-kind flows move no cash)."""

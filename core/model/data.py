@@ -84,6 +84,7 @@ class ProblemData:
     hedges: Hedges | None = None  # recognized hedges for margin credit
     flows: Flows | None = None  # ETF create/redeem and EFP
     currencies: Currencies | None = None  # cash per currency (self-financing trades)
+    fx_factor: np.ndarray | None = None  # per currency: its factor's index, -1 for none
 
     def market_trade(self, h: np.ndarray, k: np.ndarray | None = None) -> np.ndarray:
         """The part of h - h0 that crosses the market: flows (k) move the rest."""
@@ -135,10 +136,18 @@ class ProblemData:
             h_all = h_all - np.concatenate([self.tradable.bench, self.fixed.bench])
         return h_all
 
-    def factor_exposures(self, h: np.ndarray, active: bool) -> np.ndarray:
+    def factor_exposures(self, h: np.ndarray, active: bool, k: np.ndarray | None = None,
+                         f: np.ndarray | None = None) -> np.ndarray:
+        """Factor exposures of positions h (flows k and FX trades f where they matter)."""
         bt, bf = self.effective_loadings()
         h_all = self.positions_all(h, active)
-        return np.asarray(bt.T @ h_all[: self.n] + bf.T @ h_all[self.n:]).ravel()
+        x = np.asarray(bt.T @ h_all[: self.n] + bf.T @ h_all[self.n:]).ravel()
+        if self.fx_factor is not None and self.currencies is not None:
+            # FX factor risk: cash balances load on their currency's factor.
+            cash = self.currencies.cash_after(self.market_trade(h, k), f)
+            has = self.fx_factor >= 0
+            np.add.at(x, self.fx_factor[has], cash[has])
+        return x
 
     def specific_variance(self, h: np.ndarray, active: bool) -> float:
         g = self.specific_matrix() @ self.positions_all(h, active)
@@ -283,9 +292,16 @@ def problem_data(uni: Universe, settings: OptimizationSettings,
         # would "create and hold", booking a premium no one will pay.
         cr = flows.kind == "create_redeem"
         alpha[flows.basket[cr]] -= flows.gain[cr]
+    currencies = build_currencies(frame, t.rows, nav, uni.fx, uni.numeraire)
+    fx_factor = None
+    if settings.fx_factor_risk:
+        by_name = {name: i for i, (name, kind) in enumerate(zip(fm.names, fm.kinds))
+                   if kind == "currency"}
+        fx_factor = np.array([by_name.get(c, -1) if c != uni.numeraire else -1
+                              for c in currencies.codes], dtype=np.int64)
     return ProblemData(
-        lookthrough=lookthrough, hedges=hedges, flows=flows,
-        currencies=build_currencies(frame, t.rows, nav, uni.fx, uni.numeraire),
+        lookthrough=lookthrough, hedges=hedges, flows=flows, currencies=currencies,
+        fx_factor=fx_factor,
         nav=nav, numeraire=uni.numeraire, horizon_scale=horizon / TRADING_DAYS,
         factor_names=fm.names, factor_kinds=fm.kinds, factor_cov=fm.covariance,
         factor_root=fm.root,
