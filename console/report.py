@@ -94,6 +94,20 @@ def _sev(severity: str) -> str:
 
 
 
+NO_SOLUTION = {
+    "time_limit": "the solver reached the time limit before the optimum. Fix: raise "
+                  "[optimization] time_limit_s, or remove constraints you do not need",
+    "iteration_limit": "the solver ran out of iterations. Fix: check for bounds far outside "
+                       "the book's scale (units: %NAV vs notional), or try solver = mosek",
+    "numerical_error": "the solver stopped on a numerical difficulty. Fix: check for bounds "
+                       "far outside the book's scale or near-duplicate constraints, or try "
+                       "solver = mosek",
+    "cancelled": "the solve was cancelled",
+    "unbounded": "the utility can grow without limit. Fix: add a gross_exposure or "
+                 "leverage limit, or raise risk_aversion",
+}
+
+
 def print_solve(result, files: dict, state: AppState, console: Console | None = None,
                 top: int = 10) -> None:
     """The terminal report of `spo solve`: what came out, and why."""
@@ -108,6 +122,9 @@ def print_solve(result, files: dict, state: AppState, console: Console | None = 
     for note in result.solved.notes:
         console.print(f"[yellow]note[/]: {escape(note)}")
     if not result.ok:
+        why = NO_SOLUTION.get(result.status)
+        if why:
+            console.print(f"[bold red]No solution[/]: {why}")
         if result.relaxation is not None and result.relaxation.height:
             console.print("[bold red]No portfolio satisfies every hard constraint.[/] "
                           "The smallest relaxations that restore feasibility:")

@@ -139,3 +139,22 @@ def test_every_shipped_scenario_solves(scenario, tmp_path, capsys):
         assert m["budget"] == pytest.approx(0.85 * doc["summary"]["nav"])
         # The summary describes the lot-rounded book: rounding may move margin a hair.
         assert m["used"] <= m["budget"] * (1 + 1e-4) < m["used_without_hedge_credit"]
+
+
+def test_time_limit_says_so_and_exits_3(tmp_path, capsys):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(textwrap.dedent(f"""
+        account = "T"
+        as_of = 2026-11-20T15:30:00
+        [data]
+        dir = "{SAMPLE_DIR}"
+        [optimization]
+        time_limit_s = 0.001
+    """))
+    code = main(["solve", "--config", str(cfg), "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert code == 3
+    assert "reached the time limit" in out and "time_limit_s" in out
+    doc = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert doc["status"] == "time_limit"
+    assert not (tmp_path / "out" / "orders.csv").exists()
