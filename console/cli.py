@@ -123,6 +123,13 @@ def cmd_config_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_console(args: argparse.Namespace) -> int:
+    from console.app import SpoApp
+
+    SpoApp(_load_config(args)).run()
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spo", description=__doc__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -149,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--out", default="out", help="output folder (default: out)")
     solve.add_argument("--json", action="store_true", help="print run.json to stdout")
     solve.set_defaults(func=cmd_solve)
+
+    console = sub.add_parser("console", help="open the console (default: the sample data)")
+    common(console)
+    console.set_defaults(func=cmd_console)
 
     sample = sub.add_parser("sample-data", help="generate a deterministic sample data set")
     sample.add_argument("--size", type=int, default=2000, help="number of instruments")

@@ -63,6 +63,7 @@ class AppState:
     dataset: DataSet | None = None
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("spo.run"))
     clock: Callable[[], dt.datetime] = dt.datetime.now
+    token: Callable[[], str] = lambda: uuid.uuid4().hex[:6]  # run-id suffix; fixed in tests
     # Start-of-day diagnostics are kept so an intraday reload does not lose them.
     _static_diagnostics: Diagnostics = field(default_factory=Diagnostics, repr=False)
 
@@ -83,7 +84,7 @@ class AppState:
 
     def load(self) -> Universe:
         """Load start-of-day and intraday data and build the universe."""
-        self.run_context = new_run_context(self.config, self.clock)
+        self.run_context = new_run_context(self.config, self.clock, self.token)
         t0 = time.perf_counter()
         paths = self._paths()
         static = load_static(paths)

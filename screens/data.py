@@ -1,0 +1,164 @@
+"""Data & Universe: every raw table and the merged universe, with the diagnostics.
+
+Grids are textual-fastdatatable over the Polars frames: only the visible cells render, so
+the 15,000-row universe opens at once. `/` filters rows (case-insensitive, any text column),
+`s` sorts by the cursor's column (again to reverse), and `j` on a diagnostic jumps to its
+instrument in the universe.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Input, OptionList, Static
+from textual.widgets.option_list import Option
+from textual_fastdatatable import DataTable
+from textual_fastdatatable.backend import PolarsBackend
+
+UNIVERSE, DIAGNOSTICS = "universe", "diagnostics"
+
+
+def filter_frame(frame: pl.DataFrame, text: str) -> pl.DataFrame:
+    """Rows where any text column contains `text` (case-insensitive)."""
+    text = text.strip()
+    if not text:
+        return frame
+    cols = [c for c, t in frame.schema.items() if t == pl.String]
+    if not cols:
+        return frame.clear()
+    needle = text.lower()
+    return frame.filter(pl.any_horizontal(
+        pl.col(c).str.to_lowercase().str.contains(needle, literal=True).fill_null(False)
+        for c in cols))
+
+
+class DataUniverse(Vertical):
+    """The Data & Universe tab."""
+
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", id="data.filter"),
+        Binding("s", "sort", "Sort", id="data.sort"),
+        Binding("j", "jump", "Jump to instrument", id="data.jump"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="data.clear_filter"),
+    ]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.frames: dict[str, pl.DataFrame] = {}
+        self.current = UNIVERSE
+        self.shown: pl.DataFrame | None = None
+        self.sort_state: tuple[str, bool] | None = None
+        self.filter_text = ""
+
+    def compose(self) -> ComposeResult:
+        with Horizontal():
+            yield OptionList(id="tables")
+            with Vertical(id="grid-pane"):
+                yield Static("", id="grid-title")
+                yield Input(placeholder="filter: text in any column, Enter to apply, "
+                                        "Esc to clear", id="filter")
+                yield Vertical(id="grid-holder")
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.query_one("#filter", Input).cursor_blink = False
+
+    # --- data in ---------------------------------------------------------------------------
+
+    async def show_state(self, state) -> None:
+        """Called by the app once the data is loaded (and after an intraday reload)."""
+        self.frames = {UNIVERSE: state.universe.frame,
+                       DIAGNOSTICS: state.universe.diagnostics}
+        self.frames.update({name: t.frame for name, t in state.dataset.tables.items()})
+        tables = self.query_one("#tables", OptionList)
+        tables.clear_options()
+        for name, frame in self.frames.items():
+            tables.add_option(Option(f"{name} ({frame.height:,})", id=name))
+        tables.highlighted = list(self.frames).index(self.current)
+        await self.show_table(self.current)
+        self.query_one("#grid", DataTable).focus()
+
+    async def show_table(self, name: str, frame: pl.DataFrame | None = None) -> None:
+        self.current = name
+        base = self.frames[name]
+        if frame is None:
+            frame = filter_frame(base, self.filter_text)
+            if self.sort_state:
+                col, desc = self.sort_state
+                if col in frame.columns:
+                    frame = frame.sort(col, descending=desc, nulls_last=True)
+        self.shown = frame
+        holder = self.query_one("#grid-holder", Vertical)
+        had_focus = self.app.focused is not None and self.app.focused.id == "grid"
+        await holder.remove_children()
+        grid = DataTable(backend=PolarsBackend.from_dataframe(frame), id="grid",
+                         render_markup=False, max_column_content_width=28, null_rep="")
+        await holder.mount(grid)
+        if had_focus:
+            grid.focus()  # a re-sorted or re-filtered table keeps the keyboard
+        shown = f"{frame.height:,} of {base.height:,} rows" if frame.height != base.height \
+            else f"{base.height:,} rows"
+        extra = f"  filter '{self.filter_text}'" if self.filter_text else ""
+        if self.sort_state:
+            extra += f"  sorted by {self.sort_state[0]}{' desc' if self.sort_state[1] else ''}"
+        self.query_one("#grid-title", Static).update(f"{name}: {shown}{extra}")
+
+    @on(OptionList.OptionSelected, "#tables")
+    async def _pick(self, event: OptionList.OptionSelected) -> None:
+        self.sort_state = None
+        await self.show_table(event.option.id)
+        self.query_one("#grid", DataTable).focus()
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.value = self.filter_text
+        box.focus()
+
+    @on(Input.Submitted, "#filter")
+    async def _apply_filter(self, event: Input.Submitted) -> None:
+        self.filter_text = event.value
+        event.input.display = bool(self.filter_text)
+        await self.show_table(self.current)
+        self.query_one("#grid", DataTable).focus()
+
+    async def action_clear_filter(self) -> None:
+        self.filter_text = ""
+        self.query_one("#filter", Input).display = False
+        await self.show_table(self.current)
+
+    async def action_sort(self) -> None:
+        grid = self.query_one("#grid", DataTable)
+        if self.shown is None or not self.shown.width:
+            return
+        col = self.shown.columns[min(grid.cursor_column, self.shown.width - 1)]
+        desc = bool(self.sort_state and self.sort_state[0] == col and not self.sort_state[1])
+        self.sort_state = (col, desc)
+        await self.show_table(self.current)
+
+    async def action_jump(self) -> None:
+        """From a diagnostic row to its instrument in the universe grid."""
+        if self.current != DIAGNOSTICS or self.shown is None or not self.shown.height:
+            return
+        grid = self.query_one("#grid", DataTable)
+        iid = self.shown.item(min(grid.cursor_row, self.shown.height - 1), "instrument_id")
+        if iid is None:
+            self.app.notify("this diagnostic is about the whole table, not one instrument")
+            return
+        self.filter_text, self.sort_state = "", None
+        self.query_one("#filter", Input).display = False
+        await self.show_table(UNIVERSE)
+        ids = self.shown.get_column("instrument_id")
+        hits = ids.eq(iid).arg_true()
+        if hits.len():
+            self.query_one("#grid", DataTable).move_cursor(row=int(hits[0]))
+            self.query_one("#tables", OptionList).highlighted = list(self.frames).index(
+                UNIVERSE)
+        else:
+            self.app.notify(f"{iid} is not in the universe (its rows were dropped at load)",
+                            severity="warning")
