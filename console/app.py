@@ -7,6 +7,7 @@ one handler (`on_worker_state_changed`) to a notification, never a crash.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -20,6 +21,7 @@ from textual.worker import Worker, WorkerState
 from console.state import AppState
 from core.settings import RunConfig
 from screens.data import DataUniverse
+from screens.results import RunResults
 
 STYLES = Path(__file__).resolve().parent.parent / "styles" / "spo.tcss"
 
@@ -38,11 +40,25 @@ class SpoApp(App):
     CSS_PATH = str(STYLES)
     TITLE = "spo"
     BINDINGS = [
-        Binding("1", "show_tab('data')", "Data", id="tab.data"),
+        Binding("2", "show_tab('data')", "Data", id="tab.data"),
+        Binding("5", "show_tab('run')", "Run", id="tab.run"),
+        Binding("ctrl+r", "solve", "Solve", id="run.solve"),
+        Binding("escape", "cancel_solve", "Cancel solve", show=False, id="run.cancel"),
+        Binding("ctrl+e", "export", "Export orders", id="run.export"),
         Binding("ctrl+l", "reload_intraday", "Reload intraday", id="data.reload"),
         Binding("f1", "show_help_panel", "Help", id="app.help"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
     ]
+
+    class SolveProgress(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    class Solved(Message):
+        def __init__(self, result) -> None:
+            super().__init__()
+            self.result = result
 
     class Loaded(Message):
         def __init__(self, changes=None) -> None:
@@ -60,12 +76,19 @@ class SpoApp(App):
         from core.solvers.base import choose_solver
         self.solver_reason = choose_solver(self.state.config.solver).reason
         self.last_solve = "no solve yet"
+        self.result = None
+        self.previous = None
+        self.cancel = threading.Event()
+        self.solving = False
+        self.out_dir = Path("out")
 
     def compose(self) -> ComposeResult:
         yield StatusLine(id="status")
         with TabbedContent(initial="data", id="tabs"):
-            with TabPane("1 Data & Universe", id="data"):
+            with TabPane("2 Data & Universe", id="data"):
                 yield DataUniverse(id="data-universe")
+            with TabPane("5 Run & Results", id="run"):
+                yield RunResults(id="run-results")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -87,6 +110,43 @@ class SpoApp(App):
         changes = self.state.reload_intraday()
         self.post_message(self.Loaded(changes))
 
+    @work(thread=True, exclusive=True, group="solve", exit_on_error=False)
+    def solve(self) -> None:
+        from core.results import optimize
+        from core.solvers.base import SolverOptions
+
+        cfg = self.state.config
+
+        def progress(p) -> None:
+            self.post_message(self.SolveProgress(
+                f"solving: iteration {p.iteration}  utility {-p.primal_objective:,.4f} bp  "
+                f"gap {p.gap:.1e}  {p.elapsed_s:.2f} s   (Esc cancels)"))
+
+        options = SolverOptions(time_limit_s=cfg.optimization.time_limit_s, progress=progress,
+                                cancel=self.cancel)
+        result = optimize(self.state.universe, cfg.all_constraints(), cfg.optimization,
+                          solver=cfg.solver, options=options)
+        self.post_message(self.Solved(result))
+
+    @on(SolveProgress)
+    def _progress(self, message: SolveProgress) -> None:
+        self.query_one(RunResults).show_progress(message.text)
+
+    @on(Solved)
+    async def _solved(self, message: Solved) -> None:
+        result = message.result
+        self.solving = False
+        self.previous, self.result = self.result, result
+        total = sum(result.timings.values())
+        self.last_solve = f"last solve {result.status} {total:.2f}s"
+        self.refresh_status()
+        await self.query_one(RunResults).show_result(result, self.previous)
+        if self.query_one("#tabs", TabbedContent).active == "run":
+            self.query_one("#results-browser #grid").focus()
+        if result.status == "infeasible":
+            self.notify("infeasible: the relaxation report shows what to relax",
+                        severity="warning")
+
     @on(Loaded)
     async def _loaded(self, message: Loaded) -> None:
         self.refresh_status()
@@ -106,6 +166,32 @@ class SpoApp(App):
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one("#tabs", TabbedContent).active = tab
+
+    def action_solve(self) -> None:
+        if self.state.universe is None:
+            self.notify("still loading", severity="warning")
+            return
+        self.cancel.clear()
+        self.solving = True
+        self.action_show_tab("run")
+        self.query_one(RunResults).focus()
+        self.query_one(RunResults).show_progress("solving...   (Esc cancels)")
+        self.solve()
+
+    def action_cancel_solve(self) -> None:
+        if self.solving:
+            self.cancel.set()  # the solver checks it every iteration
+            self.query_one(RunResults).show_progress("cancelling...")
+
+    def action_export(self) -> None:
+        from core.outputs import write_outputs
+
+        if self.result is None:
+            self.notify("nothing to export: solve first (ctrl+r)", severity="warning")
+            return
+        files = write_outputs(self.result, self.out_dir / (self.state.run_id or "run"))
+        where = files.get("orders", files["run"])
+        self.notify(f"wrote {len(files)} files; orders: {where}", markup=False, timeout=10)
 
     def action_reload_intraday(self) -> None:
         if self.state.dataset is None:

@@ -125,8 +125,15 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 def cmd_console(args: argparse.Namespace) -> int:
     from console.app import SpoApp
+    from core.settings import RunConfig
+    from sample_data import SAMPLE_DIR
 
-    SpoApp(_load_config(args)).run()
+    # Like `spo solve`: without a config, the sample book with its default constraints.
+    cfg = (_load_config(args) if args.config
+           else RunConfig.load(SAMPLE_DIR / "scenarios" / "default.toml"))
+    if not args.config and args.data:
+        cfg.data.dir = Path(args.data).resolve()
+    SpoApp(cfg).run()
     return EXIT_OK
 
 

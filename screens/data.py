@@ -35,20 +35,19 @@ def filter_frame(frame: pl.DataFrame, text: str) -> pl.DataFrame:
         for c in cols))
 
 
-class DataUniverse(Vertical):
-    """The Data & Universe tab."""
+class FrameBrowser(Vertical):
+    """A list of named Polars frames beside a grid of the chosen one; filter and sort."""
 
     BINDINGS = [
-        Binding("slash", "filter", "Filter", id="data.filter"),
-        Binding("s", "sort", "Sort", id="data.sort"),
-        Binding("j", "jump", "Jump to instrument", id="data.jump"),
-        Binding("escape", "clear_filter", "Clear filter", show=False, id="data.clear_filter"),
+        Binding("slash", "filter", "Filter", id="grid.filter"),
+        Binding("s", "sort", "Sort", id="grid.sort"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="grid.clear_filter"),
     ]
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, first: str, **kwargs) -> None:
         super().__init__(**kwargs)
         self.frames: dict[str, pl.DataFrame] = {}
-        self.current = UNIVERSE
+        self.current = first
         self.shown: pl.DataFrame | None = None
         self.sort_state: tuple[str, bool] | None = None
         self.filter_text = ""
@@ -68,11 +67,10 @@ class DataUniverse(Vertical):
 
     # --- data in ---------------------------------------------------------------------------
 
-    async def show_state(self, state) -> None:
-        """Called by the app once the data is loaded (and after an intraday reload)."""
-        self.frames = {UNIVERSE: state.universe.frame,
-                       DIAGNOSTICS: state.universe.diagnostics}
-        self.frames.update({name: t.frame for name, t in state.dataset.tables.items()})
+    async def show_frames(self, frames: dict[str, pl.DataFrame]) -> None:
+        self.frames = frames
+        if self.current not in frames:
+            self.current = next(iter(frames))
         tables = self.query_one("#tables", OptionList)
         tables.clear_options()
         for name, frame in self.frames.items():
@@ -114,6 +112,13 @@ class DataUniverse(Vertical):
 
     # --- actions ---------------------------------------------------------------------------
 
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        # Esc clears a filter only when there is one; otherwise it belongs to the app
+        # (cancel a running solve).
+        if action == "clear_filter":
+            return bool(self.filter_text) or self.query_one("#filter", Input).display
+        return True
+
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.display = True
@@ -140,6 +145,20 @@ class DataUniverse(Vertical):
         desc = bool(self.sort_state and self.sort_state[0] == col and not self.sort_state[1])
         self.sort_state = (col, desc)
         await self.show_table(self.current)
+
+class DataUniverse(FrameBrowser):
+    """The Data & Universe tab: raw tables, the merged universe and its diagnostics."""
+
+    BINDINGS = [Binding("j", "jump", "Jump to instrument", id="data.jump")]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(UNIVERSE, **kwargs)
+
+    async def show_state(self, state) -> None:
+        """Called by the app once the data is loaded (and after an intraday reload)."""
+        frames = {UNIVERSE: state.universe.frame, DIAGNOSTICS: state.universe.diagnostics}
+        frames.update({name: t.frame for name, t in state.dataset.tables.items()})
+        await self.show_frames(frames)
 
     async def action_jump(self) -> None:
         """From a diagnostic row to its instrument in the universe grid."""

@@ -1,0 +1,111 @@
+"""Run & Results: solve with live progress, then what came out and why.
+
+The solve itself runs in the app's thread worker (ctrl+r, Esc cancels); this tab shows the
+progress line, a compact post-trade summary, and the result tables in a FrameBrowser:
+trades, orders, binding constraints by the size of their shadow price, the relaxation report
+when nothing is feasible, margin and risk by factor, and the change against the previous
+solve.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from screens.data import FrameBrowser
+
+
+def binding_frame(diagnostics: pl.DataFrame) -> pl.DataFrame:
+    """Binding rows, largest shadow price first, with its unit."""
+    return (diagnostics.filter(pl.col("binding"))
+            .sort("dual", descending=True)
+            .select("name", "label", "value", "lower", "upper", "dual", "dual_unit",
+                    "violation", "unit"))
+
+
+def result_frames(result, previous=None) -> dict[str, pl.DataFrame]:
+    s = result.summary
+    frames: dict[str, pl.DataFrame] = {}
+    if result.relaxation is not None and result.relaxation.height:
+        frames["relaxation"] = result.relaxation.select("message", "name", "label", "bound",
+                                                       "current", "relaxed_to", "unit")
+    if result.ok:
+        frames["trades"] = result.trades.select(
+            "ticker", "side", "shares", "notional", "cost", "cost_bps", "price", "currency",
+            "instrument_id")
+        frames["orders"] = result.orders
+    frames["binding"] = binding_frame(result.diagnostics)
+    frames["constraints"] = result.diagnostics
+    frames["risk by factor"] = pl.DataFrame(s["factors"]).sort(
+        "risk_contribution_pct", descending=True)
+    margin = s.get("margin") or {}
+    if margin.get("by_group"):
+        frames["margin by sector"] = pl.DataFrame(margin["by_group"]["sector"])
+    if result.flows is not None and result.flows.height:
+        frames["flows"] = result.flows
+    if result.fx_orders is not None and result.fx_orders.height:
+        frames["fx orders"] = result.fx_orders
+    if previous is not None and previous.ok and result.ok:
+        frames["change vs previous"] = change_frame(previous, result)
+    return frames
+
+
+def change_frame(previous, current) -> pl.DataFrame:
+    """Instruments whose target moved between two solves."""
+    cols = ["instrument_id", "ticker", "shares_after"]
+    a = previous.optimal.select(cols).rename({"shares_after": "shares_previous"})
+    b = current.optimal.select(cols)
+    joined = a.join(b, on=["instrument_id"], how="full", coalesce=True, suffix="_now")
+    return joined.select(
+        "instrument_id", ticker=pl.coalesce("ticker_now", "ticker"),
+        shares_previous=pl.col("shares_previous").fill_null(0.0),
+        shares_now=pl.col("shares_after").fill_null(0.0),
+    ).with_columns(change=pl.col("shares_now") - pl.col("shares_previous")).filter(
+        pl.col("change") != 0).sort(pl.col("change").abs(), descending=True)
+
+
+def summary_text(result) -> str:
+    s = result.summary
+    if not result.ok:
+        lines = [f"status {result.status}: no portfolio satisfies every hard constraint"
+                 if result.status == "infeasible" else f"status {result.status}: no solution"]
+        if result.solved.conflicts:
+            lines.append("conflicting: " + ", ".join(result.solved.conflicts[:6]))
+        return "\n".join(lines)
+    rb, ra = s["risk"]["before"], s["risk"]["after"]
+    bb, ba = s["book"]["before"], s["book"]["after"]
+    costs = s["trading_cost_bp"]
+    return "\n".join([
+        f"utility {s['utility_bp']:,.2f} bp   alpha {s['alpha_bp']['before']:,.1f} -> "
+        f"{s['alpha_bp']['after']:,.1f} bp   risk {rb['total_pct']:.2f}% -> "
+        f"{ra['total_pct']:.2f}% (factor {ra['factor_pct']:.2f}, specific {ra['idio_pct']:.2f})",
+        f"gross {bb['gross_pct']:.1f} -> {ba['gross_pct']:.1f}%   net {bb['net_pct']:.1f} -> "
+        f"{ba['net_pct']:.1f}%   turnover {s['turnover_pct']:.1f}%   trades {s['trades']:,}   "
+        f"trading cost {costs:.2f} bp",
+    ] + [f"note: {n}" for n in result.solved.notes[:2]])
+
+
+class RunResults(Vertical, can_focus=True):
+    """The Run & Results tab (focusable, so Esc reaches the app while a solve runs)."""
+
+    def compose(self) -> ComposeResult:
+        yield Static("ctrl+r solves the current constraints and settings", id="progress")
+        yield Static("", id="summary")
+        yield FrameBrowser("trades", id="results-browser")
+
+    def show_progress(self, text: str) -> None:
+        self.query_one("#progress", Static).update(text)
+
+    async def show_result(self, result, previous=None) -> None:
+        t = result.timings
+        total = sum(t.values())
+        self.show_progress(f"{result.status} in {result.summary['iterations']} iterations, "
+                           f"{total:.2f} s ({result.solver_reason})")
+        self.query_one("#summary", Static).update(summary_text(result))
+        browser = self.query_one(FrameBrowser)
+        frames = result_frames(result, previous)
+        browser.current = "relaxation" if "relaxation" in frames else (
+            browser.current if browser.current in frames else next(iter(frames)))
+        await browser.show_frames(frames)
