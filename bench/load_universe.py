@@ -5,7 +5,6 @@ times the whole pipeline, whose peak includes the solver and the CVXPY path.
 """
 
 import json, resource, sys, time
-from pathlib import Path
 from core.data.loaders import check_references, load_intraday, load_static, resolve_paths
 from core.settings import RunConfig
 from core.universe import build_universe

@@ -17,8 +17,6 @@ from pathlib import Path
 
 def run_stages(data_dir: Path, with_cvxpy: bool = True) -> dict:
     from core.data.loaders import check_references, load_intraday, load_static, resolve_paths
-    from core.model.build import build_model
-    from core.constraints.normalize import normalize_all
     from core.model.data import problem_data
     from core.optimize import solve_problem
     from core.results import holdings_frame, post_trade_summary, trades_and_orders

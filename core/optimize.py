@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from core.constraints.normalize import (
-    WHOLE_BLOCK, ConstraintBlock, block_values, exposures, normalize_all,
+    WHOLE_BLOCK, block_values, exposures, normalize_all,
 )
 from core.constraints.spec import ConstraintSpec
 from core.model.build import Model, build_model

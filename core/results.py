@@ -367,7 +367,6 @@ def _repair_lots(solved: SolvedProblem, data: ProblemData, holdings: pl.DataFram
     rounding pushed the value past the bound are rounded the other way, largest push
     first, until the row holds. What cannot be mended this way is returned by name.
     """
-    from core.constraints.normalize import block_values, exposures
 
     n, nav = data.n, data.nav
     uv = holdings.get_column("unit_value").to_numpy()[:n]
@@ -378,7 +377,6 @@ def _repair_lots(solved: SolvedProblem, data: ProblemData, holdings: pl.DataFram
     trade = holdings.get_column("trade_shares").to_numpy()[:n].copy()
     blocks = {b.spec.name: b for b in solved.model.blocks}
     summed = ("linear", "abs", "abs_trade", "pos", "neg")
-    st = solved.model.settings
     broken = pl.DataFrame()
     for _ in range(passes):
         h = (before + flow + trade) * uv / nav

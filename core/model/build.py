@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg
-import scipy.sparse as sp
 
 from core.constraints.normalize import ConstraintBlock, fixed_exposures
 from core.model.builder import ModelBuilder, coo
