@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from core.model.data import ProblemData
-from core.model.discrete import apply, decide, needed
+from core.model.discrete import needed, repair_lots, round_and_repair
 from core.optimize import SolvedProblem, solve_problem
 from core.universe import Universe
 
@@ -306,127 +306,6 @@ def post_trade_summary(uni: Universe, data: ProblemData, holdings: pl.DataFrame,
     }
 
 
-def _round_and_repair(data: ProblemData, constraints: list, settings, solved: SolvedProblem,
-                      solver: str, options, rounds: int = 3
-                      ) -> tuple[SolvedProblem, ProblemData, dict]:
-    """Decide whole names (core/model/discrete.py), fix them, re-solve the rest."""
-    relaxed = solved.objective
-    decided: dict[str, dict] = {}
-    frozen = None
-    fixed = data
-    for _ in range(rounds):
-        new, freeze = decide(data, solved.h, data.market_trade(solved.h, solved.flows),
-                             settings, set(decided))
-        if not new:
-            break
-        decided.update({r["instrument_id"]: r for r in new})
-        if freeze is not None:
-            frozen = freeze if frozen is None else (frozen | freeze)
-        attempt_data = apply(data, list(decided.values()), frozen)
-        attempt = solve_problem(attempt_data, constraints, settings, solver=solver,
-                                options=options)
-        if not attempt.status.has_solution:
-            solved.notes.append("the discrete decisions made the problem infeasible; the "
-                                "relaxation's solution is kept")
-            break
-        attempt.timings = {k: solved.timings.get(k, 0) + v for k, v in attempt.timings.items()}
-        solved, fixed = attempt, attempt_data
-    given_up = (relaxed - solved.objective) * 1e4
-    if decided:
-        solved.notes.append(f"{len(decided)} names decided by round-and-repair; "
-                            f"{given_up:.3f} bp of utility given up against the relaxation")
-    return solved, fixed, {"relaxation_utility_bp": relaxed * 1e4,
-                           "utility_bp": solved.objective * 1e4, "given_up_bp": given_up,
-                           "names": list(decided.values())}
-
-
-def _broken_rows(solved: SolvedProblem, h: np.ndarray) -> pl.DataFrame:
-    """Hard rows that holdings h break and the solver's own solution did not.
-
-    Rows already outside their bound at the continuous solution are the legs' relaxation
-    (reported in the notes and diagnostics), not rounding. Flows and FX trades come from
-    the solution; the tolerance (1e-4 of the bound's size) covers fractional basket shares.
-    """
-    from core.optimize import diagnostics
-
-    size = pl.max_horizontal(pl.lit(1.0), pl.col("upper").abs().fill_null(0),
-                             pl.col("lower").abs().fill_null(0))
-    ok_before = solved.diagnostics.select(
-        "name", "label", was_ok=pl.col("slack").fill_null(0) >= -1e-4 * size)
-    diag = diagnostics(solved.model, h, None, solved.raw.x)
-    return diag.join(ok_before, on=["name", "label"], how="left").filter(
-        ~pl.col("soft") & pl.col("was_ok").fill_null(True)
-        & (pl.col("slack") < -1e-4 * size)).drop("was_ok")
-
-
-def _repair_lots(solved: SolvedProblem, data: ProblemData, holdings: pl.DataFrame,
-                 passes: int = 4) -> tuple[pl.DataFrame, list[dict]]:
-    """Round the other way, one lot at a time, where rounding broke a hard constraint.
-
-    For each broken row of a constraint that sums positions or trades, the names whose
-    rounding pushed the value past the bound are rounded the other way, largest push
-    first, until the row holds. What cannot be mended this way is returned by name.
-    """
-
-    n, nav = data.n, data.nav
-    uv = holdings.get_column("unit_value").to_numpy()[:n]
-    lot = holdings.get_column("lot_size").to_numpy()[:n].astype(float)
-    before = holdings.get_column("shares_before").to_numpy()[:n]
-    flow = holdings.get_column("flow_shares").to_numpy()[:n]
-    cont = holdings.get_column("shares_target").to_numpy()[:n] - before - flow
-    trade = holdings.get_column("trade_shares").to_numpy()[:n].copy()
-    blocks = {b.spec.name: b for b in solved.model.blocks}
-    summed = ("linear", "abs", "abs_trade", "pos", "neg")
-    broken = pl.DataFrame()
-    for _ in range(passes):
-        h = (before + flow + trade) * uv / nav
-        broken = _broken_rows(solved, h)
-        if broken.is_empty():
-            break
-        changed = False
-        h_cont = (before + flow + cont) * uv / nav
-        for row in broken.iter_rows(named=True):
-            block = blocks.get(row["name"])
-            if block is None or block.transform not in summed:
-                continue
-            r = int(np.flatnonzero(block.labels.astype(str) == row["label"])[0])
-            S = block.S[r].toarray().ravel()
-            upper = row["upper"] is not None and row["value"] > row["upper"]
-            rounded_part = {"linear": h, "abs": np.abs(h), "pos": np.maximum(h, 0),
-                            "neg": np.maximum(-h, 0),
-                            "abs_trade": np.abs(trade) * uv / nav}[block.transform]
-            cont_part = {"linear": h_cont, "abs": np.abs(h_cont),
-                         "pos": np.maximum(h_cont, 0), "neg": np.maximum(-h_cont, 0),
-                         "abs_trade": np.abs(cont) * uv / nav}[block.transform]
-            push = S * (rounded_part - cont_part) * (1.0 if upper else -1.0)
-            need = (-row["slack"]) * block.scale[r]
-            for i in np.argsort(-push):
-                if push[i] <= 0 or need <= 0:
-                    break
-                trade[i] -= np.sign(trade[i] - cont[i]) * lot[i]
-                need -= 2 * push[i]  # flipping a lot undoes its push and adds the other side
-                changed = True
-        if not changed:
-            break
-    if not broken.is_empty():
-        # Rows were mended in place; the last pass reports what is still broken.
-        h = (before + flow + trade) * uv / nav
-        broken = _broken_rows(solved, h)
-    full = holdings.get_column("trade_shares").to_numpy().copy()
-    full[:n] = trade
-    uv_all = holdings.get_column("unit_value").to_numpy()
-    holdings = holdings.with_columns(
-        trade_shares=pl.Series(full),
-        shares_after=pl.Series(holdings.get_column("shares_before").to_numpy()
-                               + holdings.get_column("flow_shares").to_numpy() + full),
-    ).with_columns(notional_after=pl.col("shares_after") * pl.col("unit_value"),
-                   trade_notional=pl.Series(full * uv_all)).with_columns(
-        weight_after=pl.col("notional_after") / nav)
-    still = [{"name": r["name"], "label": r["label"], "value": r["value"], "unit": r["unit"],
-              "excess": -r["slack"]} for r in broken.head(20).iter_rows(named=True)]
-    return holdings, still
-
-
 def optimize(uni: Universe, constraints: list, settings, solver: str = "auto",
              options=None) -> OptimizationResult:
     """Universe + constraints + settings -> the trader's result. Raises SpoInputError for
@@ -444,7 +323,7 @@ def optimize(uni: Universe, constraints: list, settings, solver: str = "auto",
     t_repair = time.perf_counter()
     discrete = None
     if solved.status.has_solution and needed(settings):
-        solved, data, discrete = _round_and_repair(data, list(constraints), settings, solved,
+        solved, data, discrete = round_and_repair(data, list(constraints), settings, solved,
                                                    choice.name, options)
     k = None
     if solved.status.has_solution and data.flows is not None:
@@ -470,7 +349,7 @@ def optimize(uni: Universe, constraints: list, settings, solver: str = "auto",
     holdings = holdings_frame(uni, data, h, k)
     broken: list[dict] = []
     if solved.status.has_solution:
-        holdings, broken = _repair_lots(solved, data, holdings)
+        holdings, broken = repair_lots(solved, data, holdings)
     trades, orders = trades_and_orders(holdings, data)
     summary = post_trade_summary(uni, data, holdings, trades, solved, k)
     summary["orders"] = orders.height
