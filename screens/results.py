@@ -21,8 +21,9 @@ def binding_frame(diagnostics: pl.DataFrame) -> pl.DataFrame:
     """Binding rows, largest shadow price first, with its unit."""
     return (diagnostics.filter(pl.col("binding"))
             .sort("dual", descending=True)
-            .select("name", "label", "value", "lower", "upper", "dual", "dual_unit",
-                    "violation", "unit"))
+            .select("name", "label", pl.col("value").round(4), "lower", "upper",
+                    pl.col("dual").round(4), "dual_unit", pl.col("violation").round(4),
+                    "unit"))
 
 
 def result_frames(result, previous=None) -> dict[str, pl.DataFrame]:
@@ -32,9 +33,11 @@ def result_frames(result, previous=None) -> dict[str, pl.DataFrame]:
         frames["relaxation"] = result.relaxation.select("message", "name", "label", "bound",
                                                        "current", "relaxed_to", "unit")
     if result.ok:
+        # Money in whole units of the numeraire, rates to 2 dp: a blotter, not a dump.
         frames["trades"] = result.trades.select(
-            "ticker", "side", "shares", "notional", "cost", "cost_bps", "price", "currency",
-            "instrument_id")
+            "ticker", "side", pl.col("shares").cast(pl.Int64),
+            pl.col("notional").round(0).cast(pl.Int64), pl.col("cost").round(0).cast(pl.Int64),
+            pl.col("cost_bps").round(2), "price", "currency", "instrument_id")
         frames["orders"] = result.orders
     frames["binding"] = binding_frame(result.diagnostics)
     frames["constraints"] = result.diagnostics
