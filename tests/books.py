@@ -128,3 +128,23 @@ def book_config(directory: Path, **overrides):
     from core.settings import RunConfig
 
     return RunConfig(account="TEST", as_of=AS_OF, data={"dir": str(directory)}, **overrides)
+
+
+def write_sample_config(directory: Path, constraints: str = "",
+                        optimization: str = "risk_aversion = 10.0") -> Path:
+    """A run.toml on the embedded sample data, with extra [optimization] keys and
+    [[constraints]] tables given as TOML text."""
+    import textwrap
+
+    from sample_data import SAMPLE_DIR
+
+    cfg = directory / "run.toml"
+    cfg.write_text(textwrap.dedent(f"""
+        account = "T"
+        as_of = 2026-11-20T15:30:00
+        [data]
+        dir = "{SAMPLE_DIR}"
+        [optimization]
+        {optimization}
+    """) + textwrap.dedent(constraints))
+    return cfg

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import polars as pl
@@ -11,6 +10,7 @@ import pytest
 
 from console.cli import main
 from core.oms import SIDES
+from books import write_sample_config
 from sample_data import SAMPLE_DIR
 
 
@@ -70,16 +70,7 @@ def test_diagnostics_parquet_columns(solved):
 
 
 def write_config(tmp_path: Path, constraints: str) -> Path:
-    cfg = tmp_path / "run.toml"
-    cfg.write_text(textwrap.dedent(f"""
-        account = "T"
-        as_of = 2026-11-20T15:30:00
-        [data]
-        dir = "{SAMPLE_DIR}"
-        [optimization]
-        risk_aversion = 10.0
-    """) + textwrap.dedent(constraints))
-    return cfg
+    return write_sample_config(tmp_path, constraints)
 
 
 def test_infeasible_run_exits_2_with_relaxations(tmp_path, capsys):
@@ -142,15 +133,7 @@ def test_every_shipped_scenario_solves(scenario, tmp_path, capsys):
 
 
 def test_time_limit_says_so_and_exits_3(tmp_path, capsys):
-    cfg = tmp_path / "run.toml"
-    cfg.write_text(textwrap.dedent(f"""
-        account = "T"
-        as_of = 2026-11-20T15:30:00
-        [data]
-        dir = "{SAMPLE_DIR}"
-        [optimization]
-        time_limit_s = 0.001
-    """))
+    cfg = write_sample_config(tmp_path, optimization="time_limit_s = 0.001")
     code = main(["solve", "--config", str(cfg), "--out", str(tmp_path / "out")])
     out = capsys.readouterr().out
     assert code == 3

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import textwrap
-
 import polars as pl
 
+from books import write_sample_config
 from console.app import SpoApp
 from core.settings import RunConfig
 from sample_data import SAMPLE_DIR
@@ -69,12 +68,7 @@ async def test_escape_cancels_a_running_solve():
 
 
 async def test_infeasible_shows_the_relaxation_first(tmp_path):
-    cfg = tmp_path / "run.toml"
-    cfg.write_text(textwrap.dedent(f"""
-        account = "T"
-        as_of = 2026-11-20T15:30:00
-        [data]
-        dir = "{SAMPLE_DIR}"
+    cfg = write_sample_config(tmp_path, optimization="", constraints="""
         [[constraints]]
         kind = "net_exposure"
         target = 20.0
@@ -82,7 +76,7 @@ async def test_infeasible_shows_the_relaxation_first(tmp_path):
         [[constraints]]
         kind = "turnover"
         upper = 5.0
-    """))
+    """)
     app = app_for(RunConfig.load(cfg))
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await settle(pilot)
