@@ -181,8 +181,9 @@ def _margin_summary(data: ProblemData, holdings: pl.DataFrame, hb: np.ndarray,
                     ha: np.ndarray, solved: SolvedProblem) -> dict:
     """Initial margin before and after, with and without hedge credit, and by group."""
     nav = data.nav
-    budget = next((b.hi[0] / b.scale[0] * (0.01 if b.spec.unit == "%NAV" else 1 / nav) * nav
-                   for b in solved.model.blocks if b.spec.kind == "margin_budget"), None)
+    # A block's bound is in fractions of NAV, whatever unit the trader wrote it in.
+    budget = next((b.hi[0] * nav for b in solved.model.blocks
+                   if b.spec.kind == "margin_budget"), None)
     rate = data.margin_rate_all()
     n = data.n
     by_group = {}
@@ -219,7 +220,7 @@ def post_trade_summary(uni: Universe, data: ProblemData, holdings: pl.DataFrame,
     has_bench = bool(np.any(data.tradable.bench) or np.any(data.fixed.bench))
 
     def book(w: np.ndarray) -> dict:
-        nonfut = ~holdings.get_column("type").to_numpy().astype(str).__eq__("Future")
+        nonfut = holdings.get_column("type").to_numpy() != "Future"
         long = float(w[w > 0].sum())
         short = float(-w[w < 0].sum())
         return {"gross_pct": 100 * (long + short), "net_pct": 100 * (long - short),
@@ -379,14 +380,13 @@ def optimize(uni: Universe, constraints: list, settings, solver: str = "auto",
         from core.model.currency import fx_orders
 
         f = solved.fx if solved.status.has_solution else np.zeros(0)
-        fx_trades = fx_orders(data.currencies, f if len(f) else np.zeros(
-            data.currencies.size), data.nav)
+        fx_trades = fx_orders(data.currencies, f, data.nav)  # empty f: no FX trades
         trade_w = holdings.get_column("trade_notional").to_numpy()[: data.n] / data.nav
         cur = data.currencies
         summary["cash"] = [
             {"currency": c, "before": b * data.nav, "after": a * data.nav}
             for c, b, a in zip(cur.codes, cur.cash0,
-                               cur.cash_after(trade_w, f if len(f) else None))]
+                               cur.cash_after(trade_w, f))]
         summary["fx_orders"] = fx_trades.to_dicts()
     return OptimizationResult(
         status=solved.status.value, solver=solved.solver, solver_reason=choice.reason,

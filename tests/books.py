@@ -148,3 +148,15 @@ def write_sample_config(directory: Path, constraints: str = "",
         {optimization}
     """) + textwrap.dedent(constraints))
     return cfg
+
+
+# Net 20% +- 1% of NAV cannot be reached from the sample book within 5% turnover.
+INFEASIBLE_CONSTRAINTS = """
+    [[constraints]]
+    kind = "net_exposure"
+    target = 20.0
+    band = 1.0
+    [[constraints]]
+    kind = "turnover"
+    upper = 5.0
+"""

@@ -10,7 +10,7 @@ import pytest
 
 from console.cli import main
 from core.oms import SIDES
-from books import write_sample_config
+from books import INFEASIBLE_CONSTRAINTS, write_sample_config
 from sample_data import SAMPLE_DIR
 
 
@@ -74,15 +74,7 @@ def write_config(tmp_path: Path, constraints: str) -> Path:
 
 
 def test_infeasible_run_exits_2_with_relaxations(tmp_path, capsys):
-    cfg = write_config(tmp_path, """
-        [[constraints]]
-        kind = "net_exposure"
-        target = 20.0
-        band = 1.0
-        [[constraints]]
-        kind = "turnover"
-        upper = 5.0
-    """)
+    cfg = write_config(tmp_path, INFEASIBLE_CONSTRAINTS)
     code = main(["solve", "--config", str(cfg), "--out", str(tmp_path / "out")])
     out = capsys.readouterr().out
     assert code == 2

@@ -267,20 +267,17 @@ def problem_data(uni: Universe, settings: OptimizationSettings,
             impact[i] = 0.0  # the desk's own curve replaces the parametric model
 
     fm = uni.factor_model
-    lookthrough = None
+    lookthrough = hedges = None
     if mapped_ids:
-        both = np.concatenate([t.rows, f.rows])
+        both = frame[np.concatenate([t.rows, f.rows])]  # the combined index: tradable, fixed
+        ids_both = both.get_column("instrument_id").to_numpy()
         lookthrough = build_lookthrough(
-            frame[both].get_column("instrument_id").to_numpy(), uni.baskets,
-            frame[both].get_column("unit_value").fill_null(0.0).to_numpy(),
-            np.isin(frame[both].get_column("instrument_id").to_numpy(), mapped_ids),
-            np.concatenate([t.idio, f.idio]))
-    hedges = None
-    if lookthrough is not None and settings.margin_hedge_credit:
-        both = np.concatenate([t.rows, f.rows])
-        override = frame[both].get_column("synthetic_margin_override").fill_null(
-            float("nan")).to_numpy()
-        hedges = build_hedges(lookthrough.E, lookthrough.mapped, override)
+            ids_both, uni.baskets, both.get_column("unit_value").fill_null(0.0).to_numpy(),
+            np.isin(ids_both, mapped_ids), np.concatenate([t.idio, f.idio]))
+        if settings.margin_hedge_credit:
+            override = both.get_column("synthetic_margin_override").fill_null(
+                float("nan")).to_numpy()
+            hedges = build_hedges(lookthrough.E, lookthrough.mapped, override)
     flows = None
     if lookthrough is not None:
         flows = build_flows(lookthrough, t.n, sub.get_column("type").to_numpy(), unit_value,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import polars as pl
 
-from books import write_sample_config
+from books import INFEASIBLE_CONSTRAINTS, write_sample_config
 from console.app import SpoApp
 from core.settings import RunConfig
 from sample_data import SAMPLE_DIR
@@ -68,15 +68,7 @@ async def test_escape_cancels_a_running_solve():
 
 
 async def test_infeasible_shows_the_relaxation_first(tmp_path):
-    cfg = write_sample_config(tmp_path, optimization="", constraints="""
-        [[constraints]]
-        kind = "net_exposure"
-        target = 20.0
-        band = 1.0
-        [[constraints]]
-        kind = "turnover"
-        upper = 5.0
-    """)
+    cfg = write_sample_config(tmp_path, INFEASIBLE_CONSTRAINTS, optimization="")
     app = app_for(RunConfig.load(cfg))
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await settle(pilot)
