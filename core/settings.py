@@ -137,6 +137,14 @@ class OptimizationSettings(_Strict):
     representation: Literal["shares", "notional", "weights"] = "shares"
 
 
+class ConsoleSettings(_Strict):
+    """How the console behaves for this desk; `keys` remaps bindings by their id."""
+
+    keys: dict[str, str] = Field(
+        default_factory=dict,
+        description="binding id -> key, e.g. {\"run.solve\" = \"f5\"}; ids in F1 help")
+
+
 class RunConfig(_Strict):
     account: str = Field(default="DEMO", min_length=1)
     run_date: dt.date | None = Field(default=None, description="defaults to the as-of date")
@@ -152,6 +160,9 @@ class RunConfig(_Strict):
     constraint_files: list[Path] = Field(
         default_factory=list, description="parquet/CSV files of more constraints, e.g. "
                                           "per-security bounds")
+    runs_dir: Path = Field(default=Path("runs"),
+                           description="where every solve writes its JSON run log")
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
@@ -168,6 +179,9 @@ class RunConfig(_Strict):
             from sample_data import SAMPLE_DIR
             return SAMPLE_DIR
         return self.resolve(self.data.dir)
+
+    def runs_path(self) -> Path:
+        return self.resolve(self.runs_dir)
 
     def file_overrides(self) -> dict[str, Path]:
         return {name: self.resolve(p) for name, p in self.data.files.items()}
