@@ -7,9 +7,7 @@ what a screen shows can always be reproduced headless.
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import logging
-import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -17,35 +15,14 @@ from typing import Any, Callable
 
 import polars as pl
 
+# RunContext moved to core.context (the run log needs it without the console); re-exported
+# here so existing imports keep working.
+from core.context import RunContext, new_run_context  # noqa: F401
 from core.data.loaders import DataSet, check_references, load_intraday, load_static, \
     resolve_paths
 from core.diagnostics import Diagnostics
 from core.settings import RunConfig
 from core.universe import Universe, build_universe
-
-
-@dataclass(frozen=True)
-class RunContext:
-    run_id: str
-    account: str
-    run_date: dt.date
-    as_of: dt.datetime
-    user: str
-    host: str
-    started_at: dt.datetime
-
-
-def new_run_context(config: RunConfig, clock: Callable[[], dt.datetime] = dt.datetime.now,
-                    token: Callable[[], str] = lambda: uuid.uuid4().hex[:6]) -> RunContext:
-    now = clock()
-    try:
-        user = getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name in some containers
-        user = "unknown"
-    return RunContext(
-        run_id=f"{config.account}-{now:%Y%m%d-%H%M%S}-{token()}",
-        account=config.account, run_date=config.effective_run_date(),
-        as_of=config.effective_as_of(), user=user, host=socket.gethostname(), started_at=now)
 
 
 @dataclass
