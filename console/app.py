@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import Callable
 
 from textual import on, work
-from textual.app import App, ComposeResult
+from functools import partial
+
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState
 
@@ -92,8 +95,70 @@ class SpoApp(App):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.apply_keymap(self.state.config.console.keys)
         self.refresh_status()
         self.load()
+
+    # --- keys: remap, palette, help ------------------------------------------------------
+
+    def tab_bindings(self) -> list[tuple[TabPane, Widget, Binding]]:
+        """Bindings with an id of the widgets inside each tab (their classes' and bases')."""
+        found = []
+        for pane in self.query(TabPane):
+            for widget in pane.query("*"):
+                seen = set()
+                for cls in type(widget).__mro__:
+                    for b in cls.__dict__.get("BINDINGS", []):
+                        if isinstance(b, Binding) and b.id and b.id not in seen:
+                            seen.add(b.id)
+                            found.append((pane, widget, b))
+        return found
+
+    def binding_sources(self) -> list[tuple[str, list[Binding]]]:
+        """Every binding with an id, grouped by where it works (app-wide, then per tab)."""
+        sources = [("everywhere", list(self.BINDINGS))]
+        by_tab: dict[str, list[Binding]] = {}
+        for pane, _, b in self.tab_bindings():
+            by_tab.setdefault(str(pane._title), []).append(b)
+        return sources + list(by_tab.items())
+
+    def apply_keymap(self, keys: dict[str, str]) -> None:
+        known = {b.id for _, bs in self.binding_sources() for b in bs}
+        unknown = sorted(set(keys) - known)
+        if unknown:
+            self.notify(f"[console.keys]: unknown binding id(s) {', '.join(unknown)}; "
+                        "F1 lists the ids", severity="warning", markup=False, timeout=15)
+        self.set_keymap({k: v for k, v in keys.items() if k in known})
+
+    def action_show_help_panel(self) -> None:
+        from screens.help import HelpScreen, key_rows
+
+        self.push_screen(HelpScreen(key_rows(self.binding_sources(),
+                                             self.state.config.console.keys)))
+
+    def get_system_commands(self, screen):
+        """The palette lists every app action by name (ctrl+p), beside Textual's own."""
+        yield from super().get_system_commands(screen)
+        keys = self.state.config.console.keys
+        for b in self.BINDINGS:
+            if b.id in ("app.quit", "app.help"):  # Textual lists these as Quit and Keys
+                continue
+            yield SystemCommand(b.tooltip or b.description,
+                                f"{keys.get(b.id, b.key_display or b.key)}  ({b.id})",
+                                partial(self.run_action, b.action))
+        listed = set()
+        for pane, widget, b in self.tab_bindings():
+            title = f"{str(pane._title).split(' ', 1)[-1]}: {b.tooltip or b.description}"
+            if title in listed or b.action == "clear_filter":
+                continue
+            listed.add(title)
+            yield SystemCommand(title, f"{keys.get(b.id, b.key_display or b.key)}  ({b.id})",
+                                partial(self.run_in_tab, pane.id, widget, b.action))
+
+    async def run_in_tab(self, tab: str, widget: Widget, action: str) -> None:
+        """A tab's action from the palette: show the tab, then act as its key would."""
+        self.action_show_tab(tab)
+        await self.run_action(action, widget)
 
     def refresh_status(self) -> None:
         self.query_one(StatusLine).show(self.state, self.solver_reason, self.last_solve)

@@ -12,7 +12,7 @@ import polars as pl
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 from textual_fastdatatable import DataTable
@@ -39,7 +39,7 @@ class FrameBrowser(Vertical):
     """A list of named Polars frames beside a grid of the chosen one; filter and sort."""
 
     BINDINGS = [
-        Binding("slash", "filter", "Filter", id="grid.filter"),
+        Binding("slash", "filter", "Filter", key_display="/", id="grid.filter"),
         Binding("s", "sort", "Sort", id="grid.sort"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="grid.clear_filter"),
     ]
@@ -47,6 +47,8 @@ class FrameBrowser(Vertical):
     def __init__(self, first: str, **kwargs) -> None:
         super().__init__(**kwargs)
         self.frames: dict[str, pl.DataFrame] = {}
+        # Named charts (screens/bars.py) listed after the frames: (draw, summary).
+        self.charts: dict[str, tuple] = {}
         self.current = first
         self.shown: pl.DataFrame | None = None
         self.sort_state: tuple[str, bool] | None = None
@@ -67,19 +69,38 @@ class FrameBrowser(Vertical):
 
     # --- data in ---------------------------------------------------------------------------
 
-    async def show_frames(self, frames: dict[str, pl.DataFrame]) -> None:
+    async def show_frames(self, frames: dict[str, pl.DataFrame],
+                          charts: dict[str, tuple] | None = None) -> None:
         self.frames = frames
-        if self.current not in frames:
-            self.current = next(iter(frames))
+        self.charts = charts or {}
+        names = [*frames, *self.charts]
+        if self.current not in names:
+            self.current = names[0]
         tables = self.query_one("#tables", OptionList)
         tables.clear_options()
         for name, frame in self.frames.items():
             tables.add_option(Option(f"{name} ({frame.height:,})", id=name))
-        tables.highlighted = list(self.frames).index(self.current)
+        for name in self.charts:
+            tables.add_option(Option(f"{name} (chart)", id=name))
+        tables.highlighted = names.index(self.current)
         await self.show_table(self.current)
-        self.query_one("#grid", DataTable).focus()
+        self.query_one("#grid").focus()
+
+    async def show_chart(self, name: str) -> None:
+        from screens.bars import BarChart
+
+        self.current, self.shown = name, None
+        holder = self.query_one("#grid-holder", Vertical)
+        await holder.remove_children()
+        draw, summary = self.charts[name]
+        # The scroll pane takes the grid's id so focus and the keys that move it stay put.
+        await holder.mount(VerticalScroll(BarChart(draw, summary), id="grid"))
+        self.query_one("#grid-title", Static).update(f"{name}")
 
     async def show_table(self, name: str, frame: pl.DataFrame | None = None) -> None:
+        if name in self.charts:
+            await self.show_chart(name)
+            return
         self.current = name
         base = self.frames[name]
         if frame is None:
@@ -108,7 +129,7 @@ class FrameBrowser(Vertical):
     async def _pick(self, event: OptionList.OptionSelected) -> None:
         self.sort_state = None
         await self.show_table(event.option.id)
-        self.query_one("#grid", DataTable).focus()
+        self.query_one("#grid").focus()
 
     # --- actions ---------------------------------------------------------------------------
 
@@ -117,6 +138,8 @@ class FrameBrowser(Vertical):
         # (cancel a running solve).
         if action == "clear_filter":
             return bool(self.filter_text) or self.query_one("#filter", Input).display
+        if action in ("filter", "sort"):
+            return self.current not in self.charts  # a chart has no rows to filter or sort
         return True
 
     def action_filter(self) -> None:
@@ -130,7 +153,7 @@ class FrameBrowser(Vertical):
         self.filter_text = event.value
         event.input.display = bool(self.filter_text)
         await self.show_table(self.current)
-        self.query_one("#grid", DataTable).focus()
+        self.query_one("#grid").focus()
 
     async def action_clear_filter(self) -> None:
         self.filter_text = ""

@@ -14,6 +14,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
+from screens.bars import margin_chart, risk_chart
 from screens.data import FrameBrowser
 
 
@@ -53,6 +54,14 @@ def result_frames(result, previous=None) -> dict[str, pl.DataFrame]:
     if previous is not None and previous.ok and result.ok:
         frames["change vs previous"] = change_frame(previous, result)
     return frames
+
+
+def result_charts(result) -> dict[str, tuple]:
+    """Bar charts listed beside the tables: risk by factor kind, margin used by sector."""
+    if not result.ok:
+        return {}
+    return {"risk decomposition": (risk_chart, result.summary),
+            "margin usage": (margin_chart, result.summary)}
 
 
 def change_frame(previous, current) -> pl.DataFrame:
@@ -109,6 +118,7 @@ class RunResults(Vertical, can_focus=True):
         self.query_one("#summary", Static).update(summary_text(result))
         browser = self.query_one(FrameBrowser)
         frames = result_frames(result, previous)
+        charts = result_charts(result)
         browser.current = "relaxation" if "relaxation" in frames else (
-            browser.current if browser.current in frames else next(iter(frames)))
-        await browser.show_frames(frames)
+            browser.current if browser.current in (*frames, *charts) else next(iter(frames)))
+        await browser.show_frames(frames, charts)
