@@ -77,14 +77,90 @@ def cmd_solve(args: argparse.Namespace) -> int:
     if options is not None:
         print("\r" + " " * 72 + "\r", end="", file=sys.stderr, flush=True)
     files = write_outputs(result, Path(args.out))
+    log, log_path = _record(result, state, cfg, args)
     if args.json:
-        print(json.dumps(run_document(result) | {"files": {k: str(v) for k, v in files.items()}},
-                         indent=2, default=str))
+        doc = run_document(result) | {"files": {k: str(v) for k, v in files.items()}}
+        if log is not None:
+            doc |= {"run_log": str(log_path),
+                    "advice": [s.model_dump(mode="json") for s in log.advice]}
+        print(json.dumps(doc, indent=2, default=str))
     else:
         print_solve(result, files, state)
+        if log is not None:
+            from console.report import print_advice
+
+            print(f"run log: {log_path}")
+            if log.advice:
+                print(f"advice ({len(log.advice)}):")
+                print_advice(log.advice, top=5)
     if result.ok:
         return EXIT_OK
     return EXIT_INFEASIBLE if result.status == "infeasible" else EXIT_NO_SOLUTION
+
+
+def _runs_dir(args: argparse.Namespace, cfg) -> Path:
+    """--runs-dir, else the config's runs_dir. A sample scenario's relative runs_dir would
+    point inside the installed package: its logs go beside --out instead."""
+    from core.runlog import runs_dir_for
+
+    if getattr(args, "runs_dir", None):
+        return Path(args.runs_dir)
+    default = runs_dir_for(cfg)
+    if default != cfg.runs_path() and getattr(args, "out", None):
+        return Path(args.out).resolve().parent / cfg.runs_dir
+    return default
+
+
+def _record(result, state, cfg, args: argparse.Namespace):
+    """Write the solve's run log; a log that cannot be written costs a warning, not the
+    orders already written."""
+    from core.runlog import record_solve
+
+    try:
+        return record_solve(result, state.universe, cfg, state.run_context,
+                            runs_dir=_runs_dir(args, cfg), dataset=state.dataset)
+    except OSError as exc:
+        print(f"spo: warning: run log not written ({exc}); pass --runs-dir with a writable "
+              "folder", file=sys.stderr)
+        return None, None
+
+
+def _runs_folder(args: argparse.Namespace) -> Path:
+    if args.runs_dir:
+        return Path(args.runs_dir)
+    if args.config:
+        return _runs_dir(args, _load_config(args))
+    return Path("runs")
+
+
+def cmd_runs_list(args: argparse.Namespace) -> int:
+    from console.report import print_runs
+    from core.runlog import list_runs
+
+    if args.limit is not None and args.limit < 0:
+        raise SpoInputError("--limit must be 0 (all) or more", field="--limit",
+                            fix="e.g. --limit 20")
+    folder = _runs_folder(args)
+    runs = list_runs(folder)
+    if args.limit:
+        runs = runs[: args.limit]
+    if args.json:
+        print(json.dumps([r.model_dump(mode="json") for r in runs], indent=2))
+    else:
+        print_runs(runs, folder)
+    return EXIT_OK
+
+
+def cmd_runs_show(args: argparse.Namespace) -> int:
+    from console.report import print_run
+    from core.runlog import load_run
+
+    log = load_run(_runs_folder(args), args.run_id)
+    if args.json:
+        print(log.model_dump_json(indent=2))
+    else:
+        print_run(log)
+    return EXIT_OK
 
 
 def cmd_sample_data(args: argparse.Namespace) -> int:
@@ -162,7 +238,25 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override the config's solver")
     solve.add_argument("--out", default="out", help="output folder (default: out)")
     solve.add_argument("--json", action="store_true", help="print run.json to stdout")
+    solve.add_argument("--runs-dir", help="where the run log goes (default: the config's "
+                                          "runs_dir; for the sample, runs/ beside --out)")
     solve.set_defaults(func=cmd_solve)
+
+    runs = sub.add_parser("runs", help="the run logs every solve writes")
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
+    runs_list = runs_sub.add_parser("list", help="run logs, newest first")
+    runs_show = runs_sub.add_parser("show", help="one run: summary, binding constraints, "
+                                                 "relaxations and advice")
+    runs_show.add_argument("run_id", metavar="ID", help="a run id or a unique prefix of one")
+    for p in (runs_list, runs_show):
+        p.add_argument("--runs-dir", help="run logs folder (default: the config's runs_dir, "
+                                          "else ./runs)")
+        p.add_argument("--config", help="take runs_dir from this config")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+    runs_list.add_argument("--limit", type=int, default=20,
+                           help="newest N runs (default 20; 0 for all)")
+    runs_list.set_defaults(func=cmd_runs_list)
+    runs_show.set_defaults(func=cmd_runs_show)
 
     console = sub.add_parser("console", help="open the console (default: the sample data)")
     common(console)

@@ -170,3 +170,110 @@ def print_solve(result, files: dict, state: AppState, console: Console | None = 
                       f"{row['dual']:.4g} {row['dual_unit']}")
         console.print(b)
     console.print("wrote " + escape(", ".join(str(p) for p in files.values())))
+
+
+# --- run logs: `spo runs list`, `spo runs show`, and the advice after `spo solve` -----------
+
+_SEVERITY_STYLE = {"error": "[red]error[/]", "warning": "[yellow]warning[/]",
+                   "info": "[cyan]info[/]"}
+
+
+def print_advice(advice, console: Console | None = None, top: int | None = None) -> None:
+    """Suggestions, most severe first, each with the change that would act on it.
+    One line each, never hard-wrapped: they are read, grepped and pasted."""
+    console = console or Console(highlight=False)
+    shown = advice if top is None else advice[:top]
+    for s in shown:
+        console.print(f"  {_SEVERITY_STYLE.get(s.severity, s.severity)} {s.code}: "
+                      f"{escape(s.title)}", soft_wrap=True)
+        if s.change is not None and s.change.ops:
+            console.print(f"      change: {escape(s.change.describe())}", soft_wrap=True)
+        if s.fix:
+            console.print(f"      fix: {escape(s.fix)}", soft_wrap=True)
+    rest = len(advice) - len(shown)
+    if rest > 0:
+        console.print(f"  ... {rest} more (spo runs show ID)")
+
+
+def print_runs(runs, runs_dir, console: Console | None = None) -> None:
+    """A compact table, newest first; plain columns so it survives a pipe or a narrow SSH
+    terminal without truncating the ids a trader copies into `spo runs show`."""
+    console = console or Console(highlight=False)
+    if not runs:
+        console.print(f"no run logs in {escape(str(runs_dir))}")
+        return
+    width = max(len("run"), *(len(r.run_id) for r in runs))
+    console.print(f"{'run':<{width}}  {'finished':<19}  {'account':<10}  {'status':<15}  "
+                  f"{'utility bp':>11}  {'solve s':>7}  {'advice':>6}", soft_wrap=True)
+    for r in runs:
+        if r.problem:
+            console.print(f"{escape(r.run_id):<{width}}  [red]unreadable[/]: "
+                          f"{escape(r.problem)}", soft_wrap=True)
+            continue
+        utility = "" if r.utility_bp is None else f"{r.utility_bp:,.2f}"
+        console.print(f"{escape(r.run_id):<{width}}  {r.finished_at:%Y-%m-%d %H:%M:%S}  "
+                      f"{escape(r.account or ''):<10}  {r.status:<15}  {utility:>11}  "
+                      f"{r.solve_seconds:>7.2f}  {r.suggestions:>6}", soft_wrap=True)
+
+
+def print_run(log, console: Console | None = None, top: int = 10) -> None:
+    """One run log as a trader reads it: what ran, what came out, what binds, what to do."""
+    console = console or Console(highlight=False)
+    m, r, sv = log.meta, log.results, log.solver
+    console.print(f"[bold]run {escape(m.run_id)}[/]  account {escape(m.account)}  as of "
+                  f"{m.as_of:%Y-%m-%d %H:%M}  finished {m.finished_at:%Y-%m-%d %H:%M:%S}  "
+                  f"by {escape(m.user)}@{escape(m.host)}")
+    console.print(f"solver: {escape(sv.reason)}; status [bold]{sv.status}[/] in "
+                  f"{sv.iterations} iterations, {sum(sv.timings.values()):.2f}s")
+    qc = log.data_qc
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(qc.by_severity.items())) or "none"
+    console.print(f"data: {qc.instruments:,} instruments, {qc.tradable:,} tradable; "
+                  f"diagnostics {counts}")
+    ccy = r.numeraire
+    if r.utility_bp is not None:
+        rb, ra = r.risk.get("before", {}), r.risk.get("after", {})
+        bb, ba = r.book.get("before", {}), r.book.get("after", {})
+        console.print(
+            f"utility {r.utility_bp:,.2f} bp   risk {rb.get('total_pct', 0):.2f}% -> "
+            f"{ra.get('total_pct', 0):.2f}%   gross {bb.get('gross_pct', 0):.1f}% -> "
+            f"{ba.get('gross_pct', 0):.1f}%   net {bb.get('net_pct', 0):.1f}% -> "
+            f"{ba.get('net_pct', 0):.1f}% of NAV {r.nav:,.0f} {ccy}")
+        console.print(f"trades {r.trades:,}, turnover {r.turnover_pct or 0:.1f}% NAV, "
+                      f"trading cost {r.trading_cost_bp or 0:,.2f} bp, margin used "
+                      f"{(r.margin.get('used') or 0):,.0f} {ccy}")
+    # One line per constraint, its priciest row first: a per-name limit binding in 300
+    # names is one decision, not 300.
+    by_name: dict[str, list] = {}
+    for c in sorted((c for c in sv.constraints if c.binding), key=lambda c: -(c.dual or 0.0)):
+        by_name.setdefault(c.name, []).append(c)
+    if by_name:
+        b = Table(box=None, pad_edge=False, title="Binding constraints (by shadow price)",
+                  title_justify="left")
+        for c, j in (("constraint", "left"), ("rows", "right"), ("top", "left"),
+                     ("value", "right"), ("lower", "right"), ("upper", "right"),
+                     ("shadow price", "right")):
+            b.add_column(c, justify=j, no_wrap=True)
+        fmt = lambda x: "" if x is None else f"{x:,.4g}"  # noqa: E731
+        binding_rows = {t.name: t.binding for t in sv.constraint_totals}
+        for name, rows in list(by_name.items())[:top]:
+            c = rows[0]
+            b.add_row(escape(name), str(binding_rows.get(name, len(rows))), escape(c.label),
+                      fmt(c.value), fmt(c.lower), fmt(c.upper), f"{fmt(c.dual)} {c.dual_unit}")
+        console.print(b)
+    if sv.relaxation:
+        console.print("[bold red]Infeasible.[/] The smallest relaxations that restore "
+                      "feasibility:")
+        for row in sv.relaxation[:top]:
+            console.print(f"  - {escape(row.message)}", soft_wrap=True)
+        if sv.conflicts:
+            console.print("Conflicting constraints: " + escape(", ".join(sv.conflicts)),
+                          soft_wrap=True)
+    for note in sv.notes:
+        console.print(f"[yellow]note[/]: {escape(note)}", soft_wrap=True)
+    if log.advice:
+        console.print(f"[bold]Advice[/] ({len(log.advice)})")
+        print_advice(log.advice, console)
+    elif log.advice_error:
+        console.print(f"[yellow]advice unavailable[/]: {escape(log.advice_error)}")
+    else:
+        console.print("Advice: none")
