@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/spo solve
+	$(BIN)/spo console
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

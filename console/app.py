@@ -7,6 +7,7 @@ one handler (`on_worker_state_changed`) to a notification, never a crash.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import threading
 from pathlib import Path
 from typing import Callable
@@ -23,33 +24,62 @@ from textual.worker import Worker, WorkerState
 
 from console.state import AppState
 from core.settings import RunConfig
+from screens.bars import money
+from screens.config import ConfigTab
+from screens.constraints import ConstraintsTab
 from screens.data import DataUniverse
+from screens.messages import ConfigChanged
 from screens.results import RunResults
+from screens.settings import SettingsTab
 
 STYLES = Path(__file__).resolve().parent.parent / "styles" / "spo.tcss"
 
 
 class StatusLine(Static):
-    """account | run | numeraire | NAV | solver and why | last solve."""
+    """account | run | NAV | last solve | solver and why: one line when it fits, else two."""
+
+    parts: tuple[str, str] = ("", "")
 
     def show(self, state: AppState, solver_reason: str, last_solve: str) -> None:
         uni = state.universe
-        nav = f"NAV {uni.nav:,.0f} {uni.numeraire}" if uni is not None else "loading..."
+        nav = f"NAV {money(uni.nav)} {uni.numeraire}" if uni is not None else "loading..."
         run = state.run_id or "-"
-        self.update(f" {state.config.account} | {run} | {nav} | {solver_reason} | {last_solve}")
+        self.parts = (f" {state.config.account} | {run} | {nav} | {last_solve}",
+                      f" {solver_reason}")
+        self.update(self._text(self.size.width))
+
+    def _text(self, width: int) -> str:
+        first, second = self.parts
+        one = f"{first} |{second}"
+        return one if width == 0 or len(one) <= width else f"{first}\n{second}"
+
+    def on_resize(self) -> None:
+        self.update(self._text(self.size.width))
 
 
 class SpoApp(App):
     CSS_PATH = str(STYLES)
     TITLE = "spo"
     BINDINGS = [
-        Binding("2", "show_tab('data')", "Data", id="tab.data"),
-        Binding("5", "show_tab('run')", "Run", id="tab.run"),
+        # The tab bar shows these keys ("1 Config" ...), so the Footer keeps its room.
+        Binding("1", "show_tab('config')", "Config", show=False, id="tab.config",
+                tooltip="Go to 1 Config"),
+        Binding("2", "show_tab('data')", "Data", show=False, id="tab.data",
+                tooltip="Go to 2 Data & Universe"),
+        Binding("3", "show_tab('constraints')", "Constraints", show=False,
+                id="tab.constraints", tooltip="Go to 3 Constraints"),
+        Binding("4", "show_tab('settings')", "Settings", show=False, id="tab.settings",
+                tooltip="Go to 4 Optimization Settings"),
+        Binding("5", "show_tab('run')", "Run", show=False, id="tab.run",
+                tooltip="Go to 5 Run & Results"),
+        Binding("f1", "show_help_panel", "Help", id="app.help"),
         Binding("ctrl+r", "solve", "Solve", id="run.solve"),
         Binding("escape", "cancel_solve", "Cancel solve", show=False, id="run.cancel"),
-        Binding("ctrl+e", "export", "Export orders", id="run.export"),
-        Binding("ctrl+l", "reload_intraday", "Reload intraday", id="data.reload"),
-        Binding("f1", "show_help_panel", "Help", id="app.help"),
+        # priority: an Input would otherwise take ctrl+e as "end of line" (End does that).
+        Binding("ctrl+e", "export", "Export", id="run.export", priority=True,
+                tooltip="Export the orders for the OMS"),
+        Binding("ctrl+l", "reload_intraday", "Reload", id="data.reload",
+                tooltip="Reload intraday positions and cash"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
     ]
 
@@ -59,9 +89,11 @@ class SpoApp(App):
             self.text = text
 
     class Solved(Message):
-        def __init__(self, result) -> None:
+        def __init__(self, result, advice=(), log_path: Path | None = None) -> None:
             super().__init__()
             self.result = result
+            self.advice = list(advice)
+            self.log_path = log_path
 
     class Loaded(Message):
         def __init__(self, changes=None) -> None:
@@ -70,8 +102,10 @@ class SpoApp(App):
 
     def __init__(self, config: RunConfig | None = None,
                  clock: Callable[[], dt.datetime] = dt.datetime.now,
-                 token: Callable[[], str] | None = None) -> None:
+                 token: Callable[[], str] | None = None,
+                 config_path: Path | None = None) -> None:
         super().__init__()
+        self.config_path = config_path
         self.animation_level = "none"
         self.state = AppState(config or RunConfig(), clock=clock)
         if token is not None:
@@ -84,20 +118,70 @@ class SpoApp(App):
         self.cancel = threading.Event()
         self.solving = False
         self.out_dir = Path("out")
+        # How a duration is shown; snapshot tests fix it so the pictures do not move.
+        self.seconds: Callable[[float], str] = lambda s: f"{s:.2f}s"
+        self.runs_dir: Path | None = None  # None: the config's runs_dir
+        # Solve in the warm child process (console/solve_process.py) so the screen never
+        # stalls; False solves in the worker thread.
+        self.solve_in_process = True
+        self.last_log: Path | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusLine(id="status")
         with TabbedContent(initial="data", id="tabs"):
+            with TabPane("1 Config", id="config"):
+                yield ConfigTab(id="config-tab")
             with TabPane("2 Data & Universe", id="data"):
                 yield DataUniverse(id="data-universe")
+            with TabPane("3 Constraints", id="constraints"):
+                yield ConstraintsTab(id="constraints-tab")
+            # "Settings" is left out of the title so all five fit in 80 columns.
+            with TabPane("4 Optimization", id="settings"):
+                yield SettingsTab(id="settings-tab")
             with TabPane("5 Run & Results", id="run"):
                 yield RunResults(id="run-results")
-        yield Footer()
+        yield Footer(compact=True)
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         self.apply_keymap(self.state.config.console.keys)
         self.refresh_status()
+        await self.show_config_everywhere()
         self.load()
+        if self.solve_in_process:
+            self.warm_solver()
+
+    @work(thread=True, group="warm", exit_on_error=False)
+    def warm_solver(self) -> None:
+        """Start the solver's child now, so the first ctrl+r does not wait for its imports."""
+        from console.solve_process import shared
+
+        shared().start()
+
+    async def show_config_everywhere(self) -> None:
+        cfg = self.state.config
+        for shown in (self.query_one(ConfigTab).show_config(cfg, self.config_path),
+                      self.query_one(SettingsTab).show_config(cfg, self.config_path),
+                      self.query_one(ConstraintsTab).show_config(cfg)):
+            if inspect.isawaitable(shown):
+                await shown
+
+    @on(ConfigChanged)
+    async def _config_changed(self, message: ConfigChanged) -> None:
+        """An edit from any tab: the app takes the new config, and reloads when it must."""
+        from core.solvers.base import choose_solver
+
+        self.state.config = message.config
+        if message.path is not None:
+            self.config_path = message.path
+        self.solver_reason = choose_solver(message.config.solver).reason
+        self.apply_keymap(message.config.console.keys)
+        self.refresh_status()
+        await self.show_config_everywhere()
+        if message.reason:
+            self.notify(message.reason, markup=False)
+        if message.reload_data:
+            self.state.universe = None
+            self.load()
 
     # --- keys: remap, palette, help ------------------------------------------------------
 
@@ -183,15 +267,35 @@ class SpoApp(App):
         cfg = self.state.config
 
         def progress(p) -> None:
+            if p is None:
+                self.post_message(self.SolveProgress("writing the run log and the advice..."))
+                return
             self.post_message(self.SolveProgress(
                 f"solving: iteration {p.iteration}  utility {-p.primal_objective:,.4f} bp  "
                 f"gap {p.gap:.1e}  {p.elapsed_s:.2f} s   (Esc cancels)"))
 
-        options = SolverOptions(time_limit_s=cfg.optimization.time_limit_s, progress=progress,
-                                cancel=self.cancel)
-        result = optimize(self.state.universe, cfg.all_constraints(), cfg.optimization,
-                          solver=cfg.solver, options=options)
-        self.post_message(self.Solved(result))
+        universe = self.state.universe
+        if self.solve_in_process:
+            from console.solve_process import SolveJob, shared
+
+            job = SolveJob(universe, cfg.all_constraints(), cfg.optimization, cfg.solver,
+                           cfg.optimization.time_limit_s, cfg, self.state.run_context,
+                           self.runs_dir, self.state.dataset)
+            result, advice, path = shared().solve(job, progress, self.cancel)
+        else:
+            from core.runlog import record_solve
+
+            options = SolverOptions(time_limit_s=cfg.optimization.time_limit_s,
+                                    progress=progress, cancel=self.cancel)
+            result = optimize(universe, cfg.all_constraints(), cfg.optimization,
+                              solver=cfg.solver, options=options)
+            advice, path = [], None
+            if result.status != "cancelled":
+                progress(None)
+                log, path = record_solve(result, universe, cfg, self.state.run_context,
+                                         runs_dir=self.runs_dir, dataset=self.state.dataset)
+                advice = log.advice
+        self.post_message(self.Solved(result, advice, path))
 
     @on(SolveProgress)
     def _progress(self, message: SolveProgress) -> None:
@@ -203,9 +307,13 @@ class SpoApp(App):
         self.solving = False
         self.previous, self.result = self.result, result
         total = sum(result.timings.values())
-        self.last_solve = f"last solve {result.status} {total:.2f}s"
+        self.last_solve = f"last solve {result.status} {self.seconds(total)}"
+        if result.ok and result.summary.get("utility_bp") is not None:
+            self.last_solve += f" {result.summary['utility_bp']:,.1f}bp"
         self.refresh_status()
-        await self.query_one(RunResults).show_result(result, self.previous)
+        self.last_log = message.log_path
+        await self.query_one(RunResults).show_result(result, self.previous, message.advice,
+                                                     message.log_path)
         if self.query_one("#tabs", TabbedContent).active == "run":
             self.query_one("#results-browser #grid").focus()
         if result.status == "infeasible":
@@ -216,10 +324,28 @@ class SpoApp(App):
     async def _loaded(self, message: Loaded) -> None:
         self.refresh_status()
         await self.query_one(DataUniverse).show_state(self.state)
+        await self.query_one(ConstraintsTab).show_universe(self.state.universe)
         if message.changes is not None:
             n = message.changes.height
             self.notify(f"intraday reload: {n} instrument(s) changed" if n
                         else "intraday reload: nothing changed")
+
+    @on(RunResults.ApplyAdvice)
+    async def _apply_advice(self, message: RunResults.ApplyAdvice) -> None:
+        """A suggestion's change goes into the config like any edit, then it solves again."""
+        from core.advice import apply_change
+        from core.errors import SpoInputError
+
+        change = message.suggestion.change
+        try:
+            config = apply_change(self.state.config, change)
+        except SpoInputError as exc:
+            self.notify(str(exc), title="cannot apply", severity="error", markup=False)
+            return
+        self.state.config = config
+        await self.show_config_everywhere()
+        self.notify(f"applied: {change.describe()}; solving again", markup=False)
+        self.action_solve()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one error path for every worker: a notification with the message."""
@@ -231,6 +357,19 @@ class SpoApp(App):
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one("#tabs", TabbedContent).active = tab
+
+    @on(TabbedContent.TabActivated)
+    def _focus_tab(self, event: TabbedContent.TabActivated) -> None:
+        """The keys of a tab work at once: focus its first field or grid."""
+        pane = event.pane
+        grids = [g for g in pane.query("#grid") if g.focusable]
+        if grids:
+            grids[0].focus()
+            return
+        for widget in pane.query("*"):
+            if widget.focusable and widget.display and widget.id != "tables":
+                widget.focus()
+                return
 
     def action_solve(self) -> None:
         if self.state.universe is None:

@@ -209,7 +209,25 @@ def cmd_console(args: argparse.Namespace) -> int:
            else RunConfig.load(SAMPLE_DIR / "scenarios" / "default.toml"))
     if not args.config and args.data:
         cfg.data.dir = Path(args.data).resolve()
-    SpoApp(cfg).run()
+    SpoApp(cfg, config_path=Path(args.config).resolve() if args.config else None).run()
+    return EXIT_OK
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from console.mcp_server import serve_stdio
+
+    # Absolute paths: an MCP client starts the server from a folder of its own.
+    config = Path(args.config).resolve() if args.config else None
+    # A bad config fails here, in one line, not later inside the server.
+    cfg = _load_config(args) if config is not None else None
+    if args.runs_dir:
+        runs_dir = Path(args.runs_dir)
+    elif cfg is not None:
+        from core.runlog import runs_dir_for
+        runs_dir = runs_dir_for(cfg)
+    else:
+        runs_dir = Path("runs")
+    serve_stdio(runs_dir.resolve(), config)
     return EXIT_OK
 
 
@@ -262,6 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
     common(console)
     console.set_defaults(func=cmd_console)
 
+    mcp = sub.add_parser("mcp", help="serve the run logs to an AI assistant over MCP (stdio)")
+    mcp.add_argument("--runs-dir", help="run logs folder (default: the config's runs_dir, "
+                                        "else ./runs)")
+    mcp.add_argument("--config", help="the config data_quality checks when no run is named "
+                                      "(default: the sample data)")
+    mcp.set_defaults(func=cmd_mcp)
+
     sample = sub.add_parser("sample-data", help="generate a deterministic sample data set")
     sample.add_argument("--size", type=int, default=2000, help="number of instruments")
     sample.add_argument("--seed", type=int, default=7)
@@ -287,8 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        parser.print_help()
-        return EXIT_OK
+        # `spo` alone opens the console on the embedded sample data.
+        args = parser.parse_args(["console"])
     try:
         return args.func(args)
     except SpoInputError as exc:

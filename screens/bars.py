@@ -55,7 +55,7 @@ def chart(title: str, bars: list[Bar], width: int, unit: str, *,
     return out
 
 
-def _money(x: float) -> str:
+def money(x: float) -> str:
     for size, suffix in ((1e9, "bn"), (1e6, "m"), (1e3, "k")):
         if abs(x) >= size:
             return f"{x / size:,.1f}{suffix}"
@@ -101,19 +101,19 @@ def margin_chart(summary: dict, width: int, group: str = "sector") -> Text:
         return Text("no margin model in this run's data\n", style="dim")
     used, budget = m["used"], m.get("budget")
     saved = m["used_without_hedge_credit"] - used
-    total = [Bar("used after", used, f"before {_money(m['before']['used'])}"),
+    total = [Bar("used after", used, f"before {money(m['before']['used'])}"),
              Bar("no hedge cr.", m["used_without_hedge_credit"],
-                 f"hedges save {_money(saved)}")]
+                 f"hedges save {money(saved)}")]
     if budget:
         total.insert(0, Bar("budget", budget, f"{100 * used / budget:.0f}% used"))
     out.append(chart(f"initial margin ({summary.get('numeraire', '')})", total, width, "",
-                     fmt=_money))
+                     fmt=money))
     rows = (m.get("by_group") or {}).get(group) or []
     rows = sorted(rows, key=lambda r: -r["after"])
     out.append("\n")
     out.append(chart(f"margin by {group} after the trades", [
-        Bar(str(r["group"]), r["after"], f"before {_money(r['before'])}") for r in rows],
-        width, "", fmt=_money))
+        Bar(str(r["group"]), r["after"], f"before {money(r['before'])}") for r in rows],
+        width, "", fmt=money))
     return out
 
 

@@ -184,15 +184,19 @@ def note(text: str, id: str | None = None) -> Static:
     return Static(text, classes="form-note", id=id, markup=False)
 
 
-class ConfigForm(Vertical):
+class ConfigForm(Vertical, can_focus=True):
     """The editing behaviour both tabs share; subclasses compose rows with `self.row(f)`.
 
     The app owns the config: it calls `show_config(config, path)` after every change, on
     every tab. The form keeps a copy to validate against and to post the next change from.
     """
 
+    # The form itself takes the focus when its tab opens, so the digits still switch tabs;
+    # down (or Tab) enters the fields and Esc leaves them again.
     BINDINGS = [
         Binding("escape", "revert", "Revert field", show=False, id="form.revert"),
+        Binding("escape", "leave_field", "Leave field", show=False, id="form.leave"),
+        Binding("down", "enter_fields", "Edit fields", id="form.enter"),
     ]
 
     def __init__(self, config: RunConfig | None = None, path: Path | None = None,
@@ -362,7 +366,19 @@ class ConfigForm(Vertical):
         # Esc reverts only an edit in progress; otherwise it belongs to the app (cancel solve).
         if action == "revert":
             return self._pending() is not None
+        if action == "leave_field":
+            # While a solve runs, Esc cancels it wherever the focus is.
+            return (self._pending() is None and self.app.focused is not self
+                    and not getattr(self.app, "solving", False))
+        if action == "enter_fields":
+            return self.app.focused is self
         return True
+
+    def action_leave_field(self) -> None:
+        self.focus()
+
+    def action_enter_fields(self) -> None:
+        self.app.action_focus_next()
 
     def action_revert(self) -> None:
         field = self._pending()

@@ -24,6 +24,15 @@ class KeyRow:
     binding_id: str
 
 
+NAMES = {"right_square_bracket": "]", "left_square_bracket": "[", "slash": "/",
+         "space": "space", "delete": "del"}
+
+
+def readable(key: str) -> str:
+    """"tab,right_square_bracket" -> "tab / ]": what a trader presses, not Textual's names."""
+    return " / ".join(NAMES.get(k.strip(), k.strip()) for k in key.split(","))
+
+
 def key_rows(sources: list[tuple[str, list[Binding]]], keymap: dict[str, str]) -> list[KeyRow]:
     """One row per binding with an id; the key is the remapped one when there is one."""
     rows, seen = [], set()
@@ -33,14 +42,15 @@ def key_rows(sources: list[tuple[str, list[Binding]]], keymap: dict[str, str]) -
                 continue
             seen.add((where, b.id))
             key = keymap.get(b.id, b.key_display or b.key)
-            rows.append(KeyRow(where, key, b.description or b.action, b.id))
+            rows.append(KeyRow(where, readable(key), b.tooltip or b.description or b.action,
+                               b.id))
     return rows
 
 
 def help_text(rows: list[KeyRow]) -> Text:
     out = Text()
-    key_w = max((len(r.key) for r in rows), default=4)
-    desc_w = max((len(r.description) for r in rows), default=10)
+    key_w = min(max((len(r.key) for r in rows), default=4), 16)
+    desc_w = min(max((len(r.description) for r in rows), default=10), 40)
     where = None
     for r in rows:
         if r.where != where:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import polars as pl
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
+from textual.message import Message
 from textual.widgets import Static
 
 from screens.bars import margin_chart, risk_chart
@@ -99,8 +101,52 @@ def summary_text(result) -> str:
     ] + [f"note: {n}" for n in result.solved.notes[:2]])
 
 
+def advice_frame(advice: list) -> pl.DataFrame:
+    """The suggestions as rows; `#` maps a (filtered, sorted) row back to its suggestion."""
+    return pl.DataFrame({
+        "#": list(range(len(advice))),
+        "severity": [s.severity for s in advice],
+        "suggestion": [s.title for s in advice],
+        "gain_bp": [None if s.utility_gain_bp is None else round(s.utility_gain_bp, 2)
+                    for s in advice],
+        "change": [s.change.describe() if s.change else (s.fix or "") for s in advice],
+        "code": [s.code for s in advice],
+    }, schema={"#": pl.Int64, "severity": pl.String, "suggestion": pl.String,
+               "gain_bp": pl.Float64, "change": pl.String, "code": pl.String})
+
+
 class RunResults(Vertical, can_focus=True):
     """The Run & Results tab (focusable, so Esc reaches the app while a solve runs)."""
+
+    BINDINGS = [Binding("a", "apply_advice", "Apply advice", id="advice.apply")]
+
+    class ApplyAdvice(Message):
+        """Apply this suggestion's change to the config and solve again."""
+
+        def __init__(self, suggestion) -> None:
+            super().__init__()
+            self.suggestion = suggestion
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.advice: list = []
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "apply_advice":
+            return self.query_one(FrameBrowser).current == "advice" and bool(self.advice)
+        return True
+
+    def action_apply_advice(self) -> None:
+        browser = self.query_one(FrameBrowser)
+        if browser.shown is None or not browser.shown.height:
+            return
+        row = min(self.query_one("#results-browser #grid").cursor_row, browser.shown.height - 1)
+        suggestion = self.advice[browser.shown.item(row, "#")]
+        if suggestion.change is None or not suggestion.change.ops:
+            self.app.notify(f"nothing to apply: {suggestion.fix or suggestion.title}",
+                            markup=False)
+            return
+        self.post_message(self.ApplyAdvice(suggestion))
 
     def compose(self) -> ComposeResult:
         yield Static("ctrl+r solves the current constraints and settings", id="progress")
@@ -110,14 +156,20 @@ class RunResults(Vertical, can_focus=True):
     def show_progress(self, text: str) -> None:
         self.query_one("#progress", Static).update(text)
 
-    async def show_result(self, result, previous=None) -> None:
+    async def show_result(self, result, previous=None, advice=None, log_path=None) -> None:
         t = result.timings
         total = sum(t.values())
+        logged = f"   log {log_path.name}" if log_path is not None else ""
         self.show_progress(f"{result.status} in {result.summary['iterations']} iterations, "
-                           f"{total:.2f} s ({result.solver_reason})")
+                           f"{self.app.seconds(total)} ({result.solver_reason}){logged}")
         self.query_one("#summary", Static).update(summary_text(result))
         browser = self.query_one(FrameBrowser)
         frames = result_frames(result, previous)
+        self.advice = list(advice or [])
+        if self.advice:
+            # Right after the relaxation report (when infeasible), before the trades.
+            first = {k: frames.pop(k) for k in ("relaxation",) if k in frames}
+            frames = {**first, "advice": advice_frame(self.advice), **frames}
         charts = result_charts(result)
         browser.current = "relaxation" if "relaxation" in frames else (
             browser.current if browser.current in (*frames, *charts) else next(iter(frames)))

@@ -170,3 +170,40 @@ def test_sample_run_logs_beside_the_output_not_in_the_package(tmp_path, capsys):
     log = load_run(tmp_path / "runs", path.stem)
     assert log.meta.account == "DEMO" and len(log.data_qc.tables) >= 7
     assert "ETF_ARB_UNUSED" in [s.code for s in log.advice]
+
+
+def test_spo_mcp_serves_the_runs_over_stdio(tmp_path):
+    """`spo mcp` as a client would start it: list its tools and the (empty) runs."""
+    import asyncio
+    import json
+    import shutil
+    import sys
+    from pathlib import Path
+
+    from mcp import Client, StdioServerParameters
+
+    spo = shutil.which("spo") or str(Path(sys.executable).parent / "spo")
+
+    async def talk():
+        params = StdioServerParameters(command=spo, args=["mcp", "--runs-dir", str(tmp_path)])
+        async with Client(params, read_timeout_seconds=60) as client:
+            tools = {t.name for t in (await client.list_tools()).tools}
+            listed = await client.call_tool("list_runs", {})
+            return tools, listed
+
+    tools, listed = asyncio.run(talk())
+    assert {"list_runs", "get_run", "explain_infeasibility", "suggest_relaxations",
+            "what_if", "data_quality"} <= tools
+    assert not listed.is_error
+    runs = listed.structured_content
+    assert runs == {"result": []}  # an empty runs folder
+
+
+def test_spo_mcp_with_a_bad_config_fails_in_one_line(tmp_path, capsys):
+    from console.cli import main
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("numeraire = [\n")
+    assert main(["mcp", "--config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("spo: ") and "bad.toml" in err and len(err.splitlines()) == 1

@@ -32,7 +32,7 @@ async def test_opens_on_the_universe_with_the_status_line():
         du = await loaded(pilot)
         assert du.current == "universe" and du.shown.height == 2004
         status = str(app.query_one("#status").render())
-        assert "DEMO-20261120-153100-abc123" in status and "NAV 150,000,000 USD" in status
+        assert "DEMO-20261120-153100-abc123" in status and "NAV 150.0m USD" in status
         assert "Clarabel" in status and "no solve yet" in status
         tables = [o.id for o in du.query_one("#tables").options]
         assert tables[:2] == ["universe", "diagnostics"] and "positions" in tables

@@ -56,6 +56,9 @@ async def test_risk_aversion_from_the_keyboard(tmp_path):
     app = Harness(cfg, tmp_path / "run.toml")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
+        # The form takes the focus (so digits still switch tabs); down enters the fields.
+        assert app.focused is app.query_one(SettingsTab)
+        await pilot.press("down")
         assert app.focused.id == "f-optimization-objective"  # the first field
         await pilot.press("tab", "tab")  # relative to benchmark, then risk aversion
         assert app.focused.id == "f-optimization-risk_aversion"
@@ -74,6 +77,9 @@ async def test_risk_aversion_from_the_keyboard(tmp_path):
         await pilot.press("tab")
         await pilot.pause()
         assert len(app.changes) == 1
+        # Esc with nothing pending hands the focus back to the form (digits switch tabs).
+        await pilot.press("escape")
+        assert app.focused is tab
 
 
 async def test_leaving_a_field_commits_it():
