@@ -151,6 +151,9 @@ async def _during_solve(app: SpoApp, probe: FrameProbe, pilot) -> dict:
         await asyncio.sleep(0.1)
     end = time.perf_counter()
     await app.workers.wait_for_complete()
+    # Keys still queued behind a stalled loop are handled before the app may close.
+    for _ in range(20):
+        await pilot.pause()
     frames = [f for f in probe.frames if start <= f <= end]
     gaps = [b - a for a, b in zip(frames, frames[1:])]
     return {"solve_s": round(end - start, 2), "status": app.result.status if app.result

@@ -360,8 +360,17 @@ class SpoApp(App):
 
     @on(TabbedContent.TabActivated)
     def _focus_tab(self, event: TabbedContent.TabActivated) -> None:
-        """The keys of a tab work at once: focus its first field or grid."""
+        """The keys of a tab work at once: focus its first field or grid.
+
+        Only for the tab still showing and only when the focus is outside it: focusing a
+        widget in another pane makes TabbedContent switch to that pane, so two quick
+        switches would otherwise chase each other's focus back and forth for ever."""
         pane = event.pane
+        if self.query_one("#tabs", TabbedContent).active != pane.id:
+            return
+        focused = self.focused
+        if focused is not None and pane in focused.ancestors:
+            return
         grids = [g for g in pane.query("#grid") if g.focusable]
         if grids:
             grids[0].focus()

@@ -44,6 +44,11 @@ def _child(conn, cancel) -> None:
     """The child's loop: one job in, progress out, then the result, its advice and the path
     of its run log (written here: a large log is seconds of Python the UI should not wait
     behind)."""
+    # The screen comes first: on a busy solve server the UI process must win the CPU.
+    try:
+        os.nice(10)
+    except OSError:
+        pass
     # Nothing the child prints may reach the terminal the console draws on.
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)

@@ -243,3 +243,25 @@ async def test_the_whole_workflow_from_the_keyboard(tmp_path):
         await pilot.pause()
         saved = RunConfig.load(path)
         assert [s.upper for s in saved.all_constraints() if s.kind == "turnover"] == [45.0]
+
+
+async def test_quick_tab_switches_settle_on_the_last_tab(tmp_path):
+    """Two switches in a row (what a solve does before the trader goes back to the data)
+    once made the two panes chase each other's focus for ever."""
+    import asyncio
+
+    app = app_for(scenario(), tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        focus_calls = []
+        set_focus = app.screen.set_focus
+        app.screen.set_focus = lambda w, *a, **k: (focus_calls.append(w), set_focus(w, *a, **k))[1]
+        app.action_show_tab("run")
+        app.action_show_tab("data")
+        for _ in range(5):
+            await pilot.pause()
+        await asyncio.sleep(0.3)
+        await pilot.pause()
+        assert app.query_one("#tabs").active == "data"
+        assert app.query_one("#data") in app.focused.ancestors
+        assert len(focus_calls) <= 4
