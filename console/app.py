@@ -129,26 +129,34 @@ class SpoApp(App):
     def compose(self) -> ComposeResult:
         yield StatusLine(id="status")
         with TabbedContent(initial="data", id="tabs"):
-            with TabPane("1 Config", id="config"):
-                yield ConfigTab(id="config-tab")
+            # The editing tabs are mounted after the first paint (_mount_editing_tabs):
+            # their few hundred form widgets would otherwise double the time to a screen.
+            yield TabPane("1 Config", id="config")
             with TabPane("2 Data & Universe", id="data"):
                 yield DataUniverse(id="data-universe")
-            with TabPane("3 Constraints", id="constraints"):
-                yield ConstraintsTab(id="constraints-tab")
+            yield TabPane("3 Constraints", id="constraints")
             # "Settings" is left out of the title so all five fit in 80 columns.
-            with TabPane("4 Optimization", id="settings"):
-                yield SettingsTab(id="settings-tab")
+            yield TabPane("4 Optimization", id="settings")
             with TabPane("5 Run & Results", id="run"):
                 yield RunResults(id="run-results")
         yield Footer(compact=True)
 
     async def on_mount(self) -> None:
-        self.apply_keymap(self.state.config.console.keys)
         self.refresh_status()
-        await self.show_config_everywhere()
         self.load()
         if self.solve_in_process:
             self.warm_solver()
+        self.call_after_refresh(self._mount_editing_tabs)
+
+    async def _mount_editing_tabs(self) -> None:
+        await self.query_one("#config", TabPane).mount(ConfigTab(id="config-tab"))
+        await self.query_one("#constraints", TabPane).mount(
+            ConstraintsTab(id="constraints-tab"))
+        await self.query_one("#settings", TabPane).mount(SettingsTab(id="settings-tab"))
+        self.apply_keymap(self.state.config.console.keys)  # now every binding id exists
+        await self.show_config_everywhere()
+        if self.state.universe is not None:
+            await self.query_one(ConstraintsTab).show_universe(self.state.universe)
 
     @work(thread=True, group="warm", exit_on_error=False)
     def warm_solver(self) -> None:
@@ -159,9 +167,10 @@ class SpoApp(App):
 
     async def show_config_everywhere(self) -> None:
         cfg = self.state.config
-        for shown in (self.query_one(ConfigTab).show_config(cfg, self.config_path),
-                      self.query_one(SettingsTab).show_config(cfg, self.config_path),
-                      self.query_one(ConstraintsTab).show_config(cfg)):
+        shows = [tab.show_config(cfg, self.config_path)
+                 for tab in [*self.query(ConfigTab), *self.query(SettingsTab)]]
+        shows += [tab.show_config(cfg) for tab in self.query(ConstraintsTab)]
+        for shown in shows:
             if inspect.isawaitable(shown):
                 await shown
 
@@ -324,7 +333,8 @@ class SpoApp(App):
     async def _loaded(self, message: Loaded) -> None:
         self.refresh_status()
         await self.query_one(DataUniverse).show_state(self.state)
-        await self.query_one(ConstraintsTab).show_universe(self.state.universe)
+        for tab in self.query(ConstraintsTab):  # absent until mounted after the first paint
+            await tab.show_universe(self.state.universe)
         if message.changes is not None:
             n = message.changes.height
             self.notify(f"intraday reload: {n} instrument(s) changed" if n
