@@ -54,7 +54,6 @@ def _child(conn, cancel) -> None:
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
 
-    from core.advice import advise
     from core.results import optimize
     from core.runlog import record_solve
     from core.solvers.base import SolverOptions

@@ -160,3 +160,19 @@ INFEASIBLE_CONSTRAINTS = """
     kind = "turnover"
     upper = 5.0
 """
+
+
+def flows_tables(etf_price: float = 30.06, fut_price: float = 1500.0) -> dict[str, pl.DataFrame]:
+    """The book flat with no alpha: the only return is ETF1's premium to its basket (30.06
+    is 20 bp over) or FUT1's basis, with creation units of 100 shares (the default 50,000
+    would be 7x this small book)."""
+    t = book_tables()
+    t["positions"] = t["positions"].with_columns(
+        price=pl.when(pl.col("instrument_id") == "ETF1").then(etf_price)
+        .when(pl.col("instrument_id") == "FUT1").then(fut_price).otherwise(pl.col("price")),
+        position_shares=pl.lit(0.0))
+    t["alpha"] = t["alpha"].with_columns(alpha=pl.lit(0.0))
+    t["baskets"] = t["baskets"].with_columns(
+        creation_unit_size=pl.when(pl.col("basket_id") == "ETF1").then(100.0))
+    t["restrictions"] = t["restrictions"].clear()
+    return t

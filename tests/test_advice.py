@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from books import AS_OF, book_config, book_tables, write_book
+from books import AS_OF, book_config, book_tables, flows_tables, write_book
 from console.state import AppState
 from core.advice import (
     ConfigChange, DisableConstraint, SetBound, SetSetting, Suggestion, advise, apply_change,
@@ -43,18 +43,7 @@ def book_dir(tmp_path) -> Path:
 
 
 def flows_book(directory: Path, etf_price: float = 30.06, fut_price: float = 1500.0) -> Path:
-    """The book flat, no alpha: the only return is an ETF's premium to its basket (as in
-    test_flows), with creation units of 100 shares to fit this small book."""
-    t = book_tables()
-    t["positions"] = t["positions"].with_columns(
-        price=pl.when(pl.col("instrument_id") == "ETF1").then(etf_price)
-        .when(pl.col("instrument_id") == "FUT1").then(fut_price).otherwise(pl.col("price")),
-        position_shares=pl.lit(0.0))
-    t["alpha"] = t["alpha"].with_columns(alpha=pl.lit(0.0))
-    t["baskets"] = t["baskets"].with_columns(
-        creation_unit_size=pl.when(pl.col("basket_id") == "ETF1").then(100.0))
-    t["restrictions"] = t["restrictions"].clear()
-    return write_book(directory, t)
+    return write_book(directory, flows_tables(etf_price, fut_price))
 
 
 # --- 1. relaxations and tight exposures -----------------------------------------------------

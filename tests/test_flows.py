@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import polars as pl
 import pytest
 
-from books import book_config, book_tables, write_book
+from books import book_config, flows_tables, write_book
 from console.state import AppState
 from core.model.data import problem_data
 from core.optimize import solve_problem
@@ -15,16 +14,7 @@ from core.settings import OptimizationSettings, SyntheticSettings
 
 
 def book(tmp_path, etf_price: float = 30.06, fut_price: float = 1500.0):
-    t = book_tables()
-    t["positions"] = t["positions"].with_columns(
-        price=pl.when(pl.col("instrument_id") == "ETF1").then(etf_price)
-        .when(pl.col("instrument_id") == "FUT1").then(fut_price).otherwise(pl.col("price")),
-        position_shares=pl.lit(0.0))
-    t["alpha"] = t["alpha"].with_columns(alpha=pl.lit(0.0))
-    # Creation units of 100 shares: the default 50,000 would be 7x this small book.
-    t["baskets"] = t["baskets"].with_columns(
-        creation_unit_size=pl.when(pl.col("basket_id") == "ETF1").then(100.0))
-    t["restrictions"] = t["restrictions"].clear()
+    t = flows_tables(etf_price, fut_price)
     return AppState(book_config(write_book(tmp_path, t))).load()
 
 

@@ -149,7 +149,7 @@ def test_infeasible_run_logs_its_relaxations(tmp_path):
     assert names and names <= {"net_exposure", "turnover"}
     assert log.solver.conflicts == result.solved.conflicts
     assert log.advice[0].code == "RELAX_INFEASIBLE"
-    path = write_run_log(log, tmp_path / "runs")
+    write_run_log(log, tmp_path / "runs")
     assert load_run(tmp_path / "runs", log.meta.run_id) == log
 
 

@@ -175,7 +175,6 @@ def test_sample_run_logs_beside_the_output_not_in_the_package(tmp_path, capsys):
 def test_spo_mcp_serves_the_runs_over_stdio(tmp_path):
     """`spo mcp` as a client would start it: list its tools and the (empty) runs."""
     import asyncio
-    import json
     import shutil
     import sys
     from pathlib import Path

@@ -7,17 +7,16 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from textual.app import App, ComposeResult
+from textual.app import App
 from textual.widgets import Input, OptionList, Static
 
+from form_harness import FormHarness
 from books import write_sample_config
 from console import recent
 from core.settings import RunConfig
 from core.solvers import base as solver_base
 from screens.config import ConfigTab, OpenConfigModal, SaveAsModal
-from screens.messages import ConfigChanged
 
-STYLES = Path(__file__).resolve().parents[2] / "styles" / "spo.tcss"
 SIZE = (100, 30)
 
 
@@ -28,28 +27,11 @@ def state_dir(tmp_path, monkeypatch):
     return tmp_path / "state"
 
 
-class Harness(App):
-    """Just the tab; plays the app's part: records ConfigChanged and shows it back."""
+class Harness(FormHarness):
+    """Just the ConfigTab; records ConfigChanged and shows it back."""
 
-    CSS_PATH = str(STYLES)
-
-    def __init__(self, config: RunConfig | None = None, path: Path | None = None) -> None:
-        super().__init__()
-        self.animation_level = "none"
-        self.config = config or RunConfig()
-        self.path = path
-        self.changes: list[ConfigChanged] = []
-
-    def compose(self) -> ComposeResult:
-        yield ConfigTab(id="config")
-
-    def on_mount(self) -> None:
-        self.query_one(ConfigTab).show_config(self.config, self.path)
-
-    def on_config_changed(self, message: ConfigChanged) -> None:
-        self.changes.append(message)
-        self.config, self.path = message.config, message.path
-        self.query_one(ConfigTab).show_config(message.config, message.path)
+    TAB = ConfigTab
+    TAB_ID = "config"
 
 
 def help_text(app: App, key: str) -> str:

@@ -2,42 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
-from textual.app import App, ComposeResult
+from textual.app import App
 from textual.widgets import Checkbox, Input, Select, Static
 
+from form_harness import FormHarness
 from books import write_sample_config
 from core.settings import RunConfig
-from screens.messages import ConfigChanged
 from screens.settings import SettingsTab
 
-STYLES = Path(__file__).resolve().parents[2] / "styles" / "spo.tcss"
 SIZE = (100, 30)
 
 
-class Harness(App):
-    """Just the tab; plays the app's part: records ConfigChanged and shows it back."""
+class Harness(FormHarness):
+    """Just the SettingsTab; records ConfigChanged and shows it back."""
 
-    CSS_PATH = str(STYLES)
-
-    def __init__(self, config: RunConfig | None = None, path: Path | None = None) -> None:
-        super().__init__()
-        self.animation_level = "none"
-        self.config = config or RunConfig()
-        self.path = path
-        self.changes: list[ConfigChanged] = []
-
-    def compose(self) -> ComposeResult:
-        yield SettingsTab(id="settings")
-
-    def on_mount(self) -> None:
-        self.query_one(SettingsTab).show_config(self.config, self.path)
-
-    def on_config_changed(self, message: ConfigChanged) -> None:
-        self.changes.append(message)
-        self.config, self.path = message.config, message.path
-        self.query_one(SettingsTab).show_config(message.config, message.path)
+    TAB = SettingsTab
+    TAB_ID = "settings"
 
 
 def help_text(app: App, key: str) -> str:
