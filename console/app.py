@@ -321,8 +321,9 @@ class SpoApp(App):
             self.last_solve += f" {result.summary['utility_bp']:,.1f}bp"
         self.refresh_status()
         self.last_log = message.log_path
-        await self.query_one(RunResults).show_result(result, self.previous, message.advice,
-                                                     message.log_path)
+        await self.query_one(RunResults).show_result(
+            result, self.previous, message.advice, message.log_path,
+            self.state.config.optimization.representation)
         if self.query_one("#tabs", TabbedContent).active == "run":
             self.query_one("#results-browser #grid").focus()
         if result.status == "infeasible":

@@ -29,18 +29,34 @@ def binding_frame(diagnostics: pl.DataFrame) -> pl.DataFrame:
                     "unit"))
 
 
-def result_frames(result, previous=None) -> dict[str, pl.DataFrame]:
+def trades_frame(result, representation: str = "shares") -> pl.DataFrame:
+    """The trades in the settings' representation: its column leads, the others follow.
+
+    Money in whole units of the numeraire, rates to 2 dp: a blotter, not a dump."""
+    nav = result.summary["nav"]
+    t = result.trades.select(
+        "ticker", "side", pl.col("shares").cast(pl.Int64),
+        pl.col("notional").round(0).cast(pl.Int64),
+        weight_pct=(pl.col("notional") / nav * 100).round(3),
+        cost=pl.col("cost").round(0).cast(pl.Int64), cost_bps=pl.col("cost_bps").round(2),
+        price=pl.col("price"), currency=pl.col("currency"),
+        instrument_id=pl.col("instrument_id"))
+    lead = {"shares": "shares", "notional": "notional", "weights": "weight_pct"}[
+        representation]
+    rest = [c for c in ("shares", "notional", "weight_pct") if c != lead]
+    return t.select("ticker", "side", lead, *rest, "cost", "cost_bps", "price", "currency",
+                    "instrument_id")
+
+
+def result_frames(result, previous=None, representation: str = "shares"
+                  ) -> dict[str, pl.DataFrame]:
     s = result.summary
     frames: dict[str, pl.DataFrame] = {}
     if result.relaxation is not None and result.relaxation.height:
         frames["relaxation"] = result.relaxation.select("message", "name", "label", "bound",
                                                        "current", "relaxed_to", "unit")
     if result.ok:
-        # Money in whole units of the numeraire, rates to 2 dp: a blotter, not a dump.
-        frames["trades"] = result.trades.select(
-            "ticker", "side", pl.col("shares").cast(pl.Int64),
-            pl.col("notional").round(0).cast(pl.Int64), pl.col("cost").round(0).cast(pl.Int64),
-            pl.col("cost_bps").round(2), "price", "currency", "instrument_id")
+        frames["trades"] = trades_frame(result, representation)
         frames["orders"] = result.orders
     frames["binding"] = binding_frame(result.diagnostics)
     frames["constraints"] = result.diagnostics
@@ -156,7 +172,8 @@ class RunResults(Vertical, can_focus=True):
     def show_progress(self, text: str) -> None:
         self.query_one("#progress", Static).update(text)
 
-    async def show_result(self, result, previous=None, advice=None, log_path=None) -> None:
+    async def show_result(self, result, previous=None, advice=None, log_path=None,
+                          representation: str = "shares") -> None:
         t = result.timings
         total = sum(t.values())
         logged = f"   log {log_path.name}" if log_path is not None else ""
@@ -164,7 +181,7 @@ class RunResults(Vertical, can_focus=True):
                            f"{self.app.seconds(total)} ({result.solver_reason}){logged}")
         self.query_one("#summary", Static).update(summary_text(result))
         browser = self.query_one(FrameBrowser)
-        frames = result_frames(result, previous)
+        frames = result_frames(result, previous, representation)
         self.advice = list(advice or [])
         if self.advice:
             # Right after the relaxation report (when infeasible), before the trades.

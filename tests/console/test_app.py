@@ -265,3 +265,23 @@ async def test_quick_tab_switches_settle_on_the_last_tab(tmp_path):
         assert app.query_one("#tabs").active == "data"
         assert app.query_one("#data") in app.focused.ancestors
         assert len(focus_calls) <= 4
+
+
+async def test_trades_lead_with_the_representation_chosen_in_settings(tmp_path):
+    import polars as pl
+
+    cfg = scenario()
+    cfg.optimization.representation = "weights"
+    app = app_for(cfg, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        trades = app.query_one("#results-browser").frames["trades"]
+        assert trades.columns[:5] == ["ticker", "side", "weight_pct", "shares", "notional"]
+        nav = app.result.summary["nav"]
+        expected = (app.result.trades.get_column("notional") / nav * 100).round(3)
+        assert trades.get_column("weight_pct").to_list() == expected.to_list()
+        assert trades.get_column("weight_pct").sum() == pytest.approx(
+            app.result.summary["turnover_pct"], rel=1e-3)
+        assert isinstance(trades, pl.DataFrame)
