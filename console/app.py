@@ -36,7 +36,8 @@ STYLES = Path(__file__).resolve().parent.parent / "styles" / "spo.tcss"
 
 
 class StatusLine(Static):
-    """account | run | NAV | last solve | solver and why: one line when it fits, else two."""
+    """account | run | NAV | last solve | solver and why: one line when it fits, else two
+    (the run on the first, the solve and the solver on the second)."""
 
     parts: tuple[str, str] = ("", "")
 
@@ -44,8 +45,8 @@ class StatusLine(Static):
         uni = state.universe
         nav = f"NAV {money(uni.nav)} {uni.numeraire}" if uni is not None else "loading..."
         run = state.run_id or "-"
-        self.parts = (f" {state.config.account} | {run} | {nav} | {last_solve}",
-                      f" {solver_reason}")
+        self.parts = (f" {state.config.account} | {run} | {nav}",
+                      f" {last_solve} | {solver_reason}")
         self.update(self._text(self.size.width))
 
     def _text(self, width: int) -> str:

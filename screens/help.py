@@ -48,9 +48,11 @@ def key_rows(sources: list[tuple[str, list[Binding]]], keymap: dict[str, str]) -
 
 
 def help_text(rows: list[KeyRow]) -> Text:
-    out = Text()
-    key_w = min(max((len(r.key) for r in rows), default=4), 16)
-    desc_w = min(max((len(r.description) for r in rows), default=10), 40)
+    # One line per key, cut at the edge rather than wrapped: at 80 columns the id is what
+    # gets cut, and it is still there in a wider terminal.
+    out = Text(no_wrap=True, overflow="ellipsis")
+    key_w = min(max((len(r.key) for r in rows), default=4), 10)
+    desc_w = min(max((len(r.description) for r in rows), default=10), 34)
     where = None
     for r in rows:
         if r.where != where:
