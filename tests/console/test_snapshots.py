@@ -8,6 +8,9 @@ every worker awaited before the capture. Look at a changed picture before updati
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -19,10 +22,23 @@ SIZE = (100, 30)
 SMALL = (80, 24)
 
 
+# The Config tab shows resolved paths, so the sample is read from the same absolute place on
+# every machine, not from wherever the clone happens to be.
+FIXED_SAMPLE = Path(tempfile.gettempdir()) / "spo-snapshots" / "sample_data"
+
+
+@pytest.fixture(scope="session")
+def fixed_sample() -> Path:
+    shutil.rmtree(FIXED_SAMPLE, ignore_errors=True)
+    shutil.copytree(SAMPLE_DIR, FIXED_SAMPLE,
+                    ignore=shutil.ignore_patterns("__pycache__", "runs"))
+    return FIXED_SAMPLE
+
+
 @pytest.fixture
-def make_app(tmp_path):
+def make_app(tmp_path, fixed_sample):
     def make(scenario: str = "default") -> SpoApp:
-        cfg = RunConfig.load(SAMPLE_DIR / "scenarios" / f"{scenario}.toml")
+        cfg = RunConfig.load(fixed_sample / "scenarios" / f"{scenario}.toml")
         app = SpoApp(cfg, clock=lambda: dt.datetime(2026, 11, 20, 15, 31),
                      token=lambda: "snap01")
         app.seconds = lambda s: "0.50s"
