@@ -74,6 +74,8 @@ class SpoApp(App):
         Binding("5", "show_tab('run')", "Run", show=False, id="tab.run",
                 tooltip="Go to 5 Run & Results"),
         Binding("f1", "show_help_panel", "Help", id="app.help"),
+        Binding("ctrl+v", "validate", "Validate", id="run.validate",
+                tooltip="Validate the data and the constraints before solving"),
         Binding("ctrl+r", "solve", "Solve", id="run.solve"),
         Binding("escape", "cancel_solve", "Cancel solve", show=False, id="run.cancel"),
         # priority: an Input would otherwise take ctrl+e as "end of line" (End does that).
@@ -95,6 +97,12 @@ class SpoApp(App):
             self.result = result
             self.advice = list(advice)
             self.log_path = log_path
+
+    class Validated(Message):
+        def __init__(self, checks, data_diagnostics) -> None:
+            super().__init__()
+            self.checks = checks
+            self.data_diagnostics = data_diagnostics
 
     class Loaded(Message):
         def __init__(self, changes=None) -> None:
@@ -307,6 +315,20 @@ class SpoApp(App):
                 advice = log.advice
         self.post_message(self.Solved(result, advice, path))
 
+    @work(thread=True, exclusive=True, group="validate", exit_on_error=False)
+    def validate(self) -> None:
+        """The data diagnostics and the pre-solve checks of the constraints, as they stand."""
+        from core.constraints.presolve import presolve
+
+        cfg = self.state.config
+        checks = presolve(cfg.all_constraints(), self.state.universe, cfg.optimization)
+        self.post_message(self.Validated(checks, self.state.universe.diagnostics))
+
+    @on(Validated)
+    async def _validated(self, message: Validated) -> None:
+        await self.query_one(RunResults).show_validation(message.checks,
+                                                         message.data_diagnostics)
+
     @on(SolveProgress)
     def _progress(self, message: SolveProgress) -> None:
         self.query_one(RunResults).show_progress(message.text)
@@ -402,6 +424,14 @@ class SpoApp(App):
         self.query_one(RunResults).focus()
         self.query_one(RunResults).show_progress("solving...   (Esc cancels)")
         self.solve()
+
+    def action_validate(self) -> None:
+        if self.state.universe is None:
+            self.notify("still loading", severity="warning")
+            return
+        self.action_show_tab("run")
+        self.query_one(RunResults).show_progress("validating the data and the constraints...")
+        self.validate()
 
     def action_cancel_solve(self) -> None:
         if self.solving:

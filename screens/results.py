@@ -117,6 +117,20 @@ def summary_text(result) -> str:
     ] + [f"note: {n}" for n in result.solved.notes[:2]])
 
 
+def validation_line(checks: pl.DataFrame, data: pl.DataFrame) -> str:
+    """"constraints: 1 error, 2 warnings | data: 0 errors, 4 warnings - ..." in one line."""
+    def counts(frame: pl.DataFrame) -> str:
+        n = {sev: frame.filter(pl.col("severity") == sev).height
+             for sev in ("error", "warning")}
+        return f"{n['error']} error(s), {n['warning']} warning(s)"
+
+    errors = checks.filter(pl.col("severity") == "error").height + data.filter(
+        pl.col("severity") == "error").height
+    verdict = ("errors first: the solve would stop or relax" if errors
+               else "ready: ctrl+r solves")
+    return f"validated  constraints: {counts(checks)} | data: {counts(data)} - {verdict}"
+
+
 def advice_frame(advice: list) -> pl.DataFrame:
     """The suggestions as rows; `#` maps a (filtered, sorted) row back to its suggestion."""
     return pl.DataFrame({
@@ -164,8 +178,18 @@ class RunResults(Vertical, can_focus=True):
             return
         self.post_message(self.ApplyAdvice(suggestion))
 
+    async def show_validation(self, checks: pl.DataFrame, data: pl.DataFrame) -> None:
+        """Before a solve: what would stop it or make it mean less, data and constraints."""
+        self.show_progress(validation_line(checks, data))
+        self.query_one("#summary", Static).update("")
+        self.advice = []
+        browser = self.query_one(FrameBrowser)
+        browser.current = "pre-solve checks"
+        await browser.show_frames({"pre-solve checks": checks, "data diagnostics": data})
+
     def compose(self) -> ComposeResult:
-        yield Static("ctrl+r solves the current constraints and settings", id="progress")
+        yield Static("ctrl+v validates, ctrl+r solves the current constraints and settings",
+                     id="progress")
         yield Static("", id="summary")
         yield FrameBrowser("trades", id="results-browser")
 

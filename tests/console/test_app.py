@@ -285,3 +285,23 @@ async def test_trades_lead_with_the_representation_chosen_in_settings(tmp_path):
         assert trades.get_column("weight_pct").sum() == pytest.approx(
             app.result.summary["turnover_pct"], rel=1e-3)
         assert isinstance(trades, pl.DataFrame)
+
+
+async def test_validate_shows_the_checks_before_a_solve(tmp_path):
+    """ctrl+v: the pre-solve checks and the data diagnostics, counted in one line."""
+    app = app_for(scenario(), tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+v")
+        await settle(pilot)
+        browser = app.query_one("#results-browser")
+        assert app.query_one("#tabs").active == "run"
+        assert browser.current == "pre-solve checks"
+        checks = browser.frames["pre-solve checks"]
+        # The sample book already breaks its 2.5 %gross concentration limit in two names.
+        broken = checks.filter(checks["constraint"] == "max_concentration[*]")
+        assert broken.height == 1 and broken.item(0, "severity") == "warning"
+        assert browser.frames["data diagnostics"].equals(app.state.universe.diagnostics)
+        line = str(app.query_one("#progress").render())
+        warnings = checks.filter(checks["severity"] == "warning").height
+        assert f"constraints: 0 error(s), {warnings} warning(s)" in line and "ready" in line
