@@ -356,13 +356,14 @@ class SpoApp(App):
     @on(Loaded)
     async def _loaded(self, message: Loaded) -> None:
         self.refresh_status()
-        await self.query_one(DataUniverse).show_state(self.state)
+        await self.query_one(DataUniverse).show_state(self.state, message.changes)
         for tab in self.query(ConstraintsTab):  # absent until mounted after the first paint
             await tab.show_universe(self.state.universe)
         if message.changes is not None:
             n = message.changes.height
-            self.notify(f"intraday reload: {n} instrument(s) changed" if n
-                        else "intraday reload: nothing changed")
+            self.action_show_tab("data")
+            self.notify(f"intraday reload: {n} instrument(s) changed; ctrl+r solves again"
+                        if n else "intraday reload: nothing changed")
 
     @on(RunResults.ApplyAdvice)
     async def _apply_advice(self, message: RunResults.ApplyAdvice) -> None:

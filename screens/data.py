@@ -18,7 +18,7 @@ from textual.widgets.option_list import Option
 from textual_fastdatatable import DataTable
 from textual_fastdatatable.backend import PolarsBackend
 
-UNIVERSE, DIAGNOSTICS = "universe", "diagnostics"
+UNIVERSE, DIAGNOSTICS, INTRADAY_CHANGES = "universe", "diagnostics", "intraday changes"
 
 
 def filter_frame(frame: pl.DataFrame, text: str) -> pl.DataFrame:
@@ -177,15 +177,20 @@ class DataUniverse(FrameBrowser):
     def __init__(self, **kwargs) -> None:
         super().__init__(UNIVERSE, **kwargs)
 
-    async def show_state(self, state) -> None:
-        """Called by the app once the data is loaded (and after an intraday reload)."""
+    async def show_state(self, state, changes: pl.DataFrame | None = None) -> None:
+        """Called by the app once the data is loaded; after an intraday reload, with what
+        changed (shares and prices per instrument), which is then the table shown."""
         frames = {UNIVERSE: state.universe.frame, DIAGNOSTICS: state.universe.diagnostics}
+        if changes is not None:
+            frames = {INTRADAY_CHANGES: changes, **frames}
+            self.current, self.sort_state, self.filter_text = INTRADAY_CHANGES, None, ""
         frames.update({name: t.frame for name, t in state.dataset.tables.items()})
         await self.show_frames(frames)
 
     async def action_jump(self) -> None:
         """From a diagnostic row to its instrument in the universe grid."""
-        if self.current != DIAGNOSTICS or self.shown is None or not self.shown.height:
+        if self.current not in (DIAGNOSTICS, INTRADAY_CHANGES) or self.shown is None \
+                or not self.shown.height:
             return
         grid = self.query_one("#grid", DataTable)
         iid = self.shown.item(min(grid.cursor_row, self.shown.height - 1), "instrument_id")

@@ -91,6 +91,16 @@ async def test_intraday_reload_reports_changes(tmp_path):
         await loaded(pilot)
         messages = [n.message for n in app._notifications]
         assert any("1 instrument(s) changed" in m for m in messages)
+        # What changed is the table shown, and j jumps from it to the instrument.
+        du = app.query_one("#data-universe")
+        assert du.current == "intraday changes"
+        row = du.shown.row(0, named=True)
+        assert row["instrument_id"] == held
+        assert row["shares_after"] == 2 * row["shares_before"]
+        await pilot.press("j")
+        assert du.current == "universe"
+        grid = du.query_one("#grid")
+        assert du.shown.item(grid.cursor_row, "instrument_id") == held
 
 
 async def test_a_broken_file_is_a_notification_not_a_crash(tmp_path):
