@@ -83,7 +83,7 @@ class SpoApp(App):
                 tooltip="Export the orders for the OMS"),
         Binding("ctrl+l", "reload_intraday", "Reload", id="data.reload",
                 tooltip="Reload intraday positions and cash"),
-        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+        Binding("ctrl+q", "quit_checked", "Quit", id="app.quit", priority=True),
     ]
 
     class SolveProgress(Message):
@@ -127,6 +127,8 @@ class SpoApp(App):
         self.cancel = threading.Event()
         self.solving = False
         self.out_dir = Path("out")
+        self.unsaved = False  # edits since the config was opened or saved
+        self._quit_warned = False
         # How a duration is shown; snapshot tests fix it so the pictures do not move.
         self.seconds: Callable[[float], str] = lambda s: f"{s:.2f}s"
         self.runs_dir: Path | None = None  # None: the config's runs_dir
@@ -191,6 +193,9 @@ class SpoApp(App):
         self.state.config = message.config
         if message.path is not None:
             self.config_path = message.path
+        # A save or an open brings a file and the config level; any other edit does not.
+        self.unsaved = message.path is None or not message.reason.startswith(("saved", "opened"))
+        self._quit_warned = False
         self.solver_reason = choose_solver(message.config.solver).reason
         self.apply_keymap(message.config.console.keys)
         self.refresh_status()
@@ -361,7 +366,8 @@ class SpoApp(App):
             await tab.show_universe(self.state.universe)
         if message.changes is not None:
             n = message.changes.height
-            self.action_show_tab("data")
+            if n:
+                self.action_show_tab("data")
             self.notify(f"intraday reload: {n} instrument(s) changed; ctrl+r solves again"
                         if n else "intraday reload: nothing changed")
 
@@ -378,6 +384,7 @@ class SpoApp(App):
             self.notify(str(exc), title="cannot apply", severity="error", markup=False)
             return
         self.state.config = config
+        self.unsaved, self._quit_warned = True, False
         await self.show_config_everywhere()
         self.notify(f"applied: {change.describe()}; solving again", markup=False)
         self.action_solve()
@@ -426,6 +433,15 @@ class SpoApp(App):
         self.query_one(RunResults).show_progress("solving...   (Esc cancels)")
         self.solve()
 
+    def action_quit_checked(self) -> None:
+        """Quit; with edits not saved to the config file, the first ctrl+q only warns."""
+        if self.unsaved and not self._quit_warned:
+            self._quit_warned = True
+            self.notify("the config has edits not saved to a file: ctrl+s on tab 1 saves, "
+                        "ctrl+q again quits without saving", severity="warning", timeout=10)
+            return
+        self.exit()
+
     def action_validate(self) -> None:
         if self.state.universe is None:
             self.notify("still loading", severity="warning")
@@ -445,7 +461,9 @@ class SpoApp(App):
         if self.result is None:
             self.notify("nothing to export: solve first (ctrl+r)", severity="warning")
             return
-        files = write_outputs(self.result, self.out_dir / (self.state.run_id or "run"))
+        # One folder per solve, named like its run log, so a later export never overwrites.
+        name = self.last_log.stem if self.last_log is not None else (self.state.run_id or "run")
+        files = write_outputs(self.result, self.out_dir / name)
         where = files.get("orders", files["run"])
         self.notify(f"wrote {len(files)} files; orders: {where}", markup=False, timeout=10)
 

@@ -111,7 +111,7 @@ def margin_chart(summary: dict, width: int, group: str = "sector") -> Text:
     rows = (m.get("by_group") or {}).get(group) or []
     rows = sorted(rows, key=lambda r: -r["after"])
     out.append("\n")
-    out.append(chart(f"margin by {group} after the trades", [
+    out.append(chart(f"margin by {group} after the trades (before hedge credit)", [
         Bar(str(r["group"]), r["after"], f"before {money(r['before'])}") for r in rows],
         width, "", fmt=money))
     return out

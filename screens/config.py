@@ -281,7 +281,8 @@ class ConfigTab(ConfigForm):
                 return exc.problem, "warning"
             return f"→ {reason}" if cfg.solver == "auto" else reason
         if field.path == ("runs_dir",):
-            return f"→ {short_path(cfg.runs_path(), 34)}"
+            from core.runlog import runs_dir_for  # the sample's logs go to ./runs
+            return f"→ {short_path(runs_dir_for(cfg), 34)}"
         if field.path == ("data", "dir"):
             if cfg.data.dir is None:
                 return "empty: the embedded sample data"
@@ -377,7 +378,9 @@ class ConfigTab(ConfigForm):
         else:
             self._saved_text = config.to_toml()
             self.refresh_extras()
-            self.app.notify(f"saved {path}", markup=False)
+            # Posted even though nothing changed, so the app knows the edits are on disk.
+            self.post_message(ConfigChanged(config, path=path, reload_data=False,
+                                            reason=f"saved {path}"))
         return True
 
     def action_open(self) -> None:

@@ -9,10 +9,12 @@ instrument in the universe.
 from __future__ import annotations
 
 import polars as pl
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 from textual_fastdatatable import DataTable
@@ -39,6 +41,8 @@ class FrameBrowser(Vertical):
     """A list of named Polars frames beside a grid of the chosen one; filter and sort."""
 
     BINDINGS = [
+        Binding("t", "focus_tables", "Tables", id="grid.tables",
+                tooltip="Pick another table from the list (Enter shows it)"),
         Binding("slash", "filter", "Filter", key_display="/", id="grid.filter"),
         Binding("s", "sort", "Sort", id="grid.sort"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="grid.clear_filter"),
@@ -84,7 +88,20 @@ class FrameBrowser(Vertical):
             tables.add_option(Option(f"{name} (chart)", id=name))
         tables.highlighted = names.index(self.current)
         await self.show_table(self.current)
-        self.query_one("#grid").focus()
+        if self.showing():
+            self.query_one("#grid").focus()
+
+    def showing(self) -> bool:
+        """Whether this browser's tab is the one on screen: focusing a widget in another tab
+        would make TabbedContent switch to it."""
+        from textual.widgets import TabbedContent, TabPane
+
+        pane = next((a for a in self.ancestors if isinstance(a, TabPane)), None)
+        tabs = next((a for a in self.ancestors if isinstance(a, TabbedContent)), None)
+        return pane is None or tabs is None or tabs.active == pane.id
+
+    def action_focus_tables(self) -> None:
+        self.query_one("#tables", OptionList).focus()
 
     async def show_chart(self, name: str) -> None:
         from screens.bars import BarChart
@@ -168,6 +185,45 @@ class FrameBrowser(Vertical):
         desc = bool(self.sort_state and self.sort_state[0] == col and not self.sort_state[1])
         self.sort_state = (col, desc)
         await self.show_table(self.current)
+        # The new grid starts at column 0; put the cursor back so `s` again reverses.
+        self.query_one("#grid", DataTable).move_cursor(column=self.shown.columns.index(col))
+
+    @on(DataTable.CellSelected)
+    def _row_detail(self, event: DataTable.CellSelected) -> None:
+        """Enter on a row: every column of it in full, for the text a grid cell cuts."""
+        if self.shown is None or not self.shown.height:
+            return
+        event.stop()
+        row = self.shown.row(min(event.coordinate.row, self.shown.height - 1), named=True)
+        self.app.push_screen(RowDetail(f"{self.current}: row {event.coordinate.row + 1}", row))
+
+class RowDetail(ModalScreen[None]):
+    """One row, one line per column, nothing cut; Esc or Enter closes."""
+
+    BINDINGS = [Binding("escape,enter,q", "app.pop_screen", "Close", id="row.close")]
+    DEFAULT_CSS = """
+    RowDetail { align: center middle; }
+    RowDetail > VerticalScroll { width: 90%; max-width: 110; height: auto; max-height: 90%;
+        border: round $primary; background: $surface; padding: 0 1; }
+    """
+
+    def __init__(self, title: str, row: dict) -> None:
+        super().__init__()
+        self.title_text = title
+        self.row = row
+
+    def compose(self) -> ComposeResult:
+        width = max((len(k) for k in self.row), default=4)
+        text = Text(self.title_text + "  (Esc closes)\n", style="bold")
+        for key, value in self.row.items():
+            text.append(f"{key:<{width}}  ", style="cyan")
+            text.append(("" if value is None else str(value)) + "\n")
+        with VerticalScroll():
+            yield Static(text, markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one(VerticalScroll).focus()
+
 
 class DataUniverse(FrameBrowser):
     """The Data & Universe tab: raw tables, the merged universe and its diagnostics."""

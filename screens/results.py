@@ -58,8 +58,10 @@ def result_frames(result, previous=None, representation: str = "shares"
     if result.ok:
         frames["trades"] = trades_frame(result, representation)
         frames["orders"] = result.orders
-    frames["binding"] = binding_frame(result.diagnostics)
-    frames["constraints"] = result.diagnostics
+    if result.ok or result.status == "infeasible":
+        # A cancelled or failed solve has no solution to measure the constraints at.
+        frames["binding"] = binding_frame(result.diagnostics)
+        frames["constraints"] = result.diagnostics
     frames["risk by factor"] = pl.DataFrame(s["factors"]).sort(
         "risk_contribution_pct", descending=True)
     margin = s.get("margin") or {}
@@ -93,7 +95,9 @@ def change_frame(previous, current) -> pl.DataFrame:
         shares_previous=pl.col("shares_previous").fill_null(0.0),
         shares_now=pl.col("shares_after").fill_null(0.0),
     ).with_columns(change=pl.col("shares_now") - pl.col("shares_previous")).filter(
-        pl.col("change") != 0).sort(pl.col("change").abs(), descending=True)
+        pl.col("change").abs() >= 0.5  # whole shares; below is the solver's rounding noise
+    ).with_columns(pl.col("shares_previous", "shares_now", "change").round(0).cast(pl.Int64)
+                   ).sort(pl.col("change").abs(), descending=True)
 
 
 def summary_text(result) -> str:

@@ -235,7 +235,7 @@ async def test_the_whole_workflow_from_the_keyboard(tmp_path):
         assert 40.5 < after <= 45.0 + 1e-6
         await pilot.press("ctrl+e")
         await pilot.pause()
-        orders = pl.read_csv(tmp_path / "out" / app.state.run_id / "orders.csv")
+        orders = pl.read_csv(tmp_path / "out" / app.last_log.stem / "orders.csv")
         assert orders.height == app.result.orders.height
         logged = json.loads(app.last_log.read_text())
         assert [c["upper"] for c in logged["constraints"] if c["kind"] == "turnover"] == [45.0]
@@ -305,3 +305,60 @@ async def test_validate_shows_the_checks_before_a_solve(tmp_path):
         line = str(app.query_one("#progress").render())
         warnings = checks.filter(checks["severity"] == "warning").height
         assert f"constraints: 0 error(s), {warnings} warning(s)" in line and "ready" in line
+
+
+async def test_the_table_list_row_detail_and_sort_from_the_keyboard(tmp_path):
+    """t reaches the list of tables, Enter on a row shows it whole, s twice reverses."""
+    from screens.data import RowDetail
+
+    app = app_for(scenario(), tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        du = app.query_one("#data-universe")
+        await pilot.press("t")
+        assert app.focused.id == "tables"
+        await pilot.press("down", "enter")  # the diagnostics
+        await pilot.pause()
+        assert du.current == "diagnostics" and app.focused.id == "grid"
+        await pilot.press("enter")
+        assert isinstance(app.screen, RowDetail)
+        shown = str(app.screen.query_one("Static").render())
+        assert du.shown.item(0, "message") in shown  # the message in full, not cut at 28
+        await pilot.press("escape")
+        await pilot.press("t", "up", "enter", "right", "right", "s")  # universe by type
+        await pilot.pause()
+        assert du.sort_state == ("type", False)
+        await pilot.press("s")
+        await pilot.pause()
+        assert du.sort_state == ("type", True)
+        assert du.shown.get_column("type").is_sorted(descending=True)
+
+
+async def test_quit_with_unsaved_edits_warns_once(tmp_path):
+    from screens.messages import ConfigChanged
+
+    app = app_for(scenario(), tmp_path)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        edited = app.state.config.model_copy(deep=True)
+        edited.optimization.risk_aversion = 5.0
+        app.post_message(ConfigChanged(edited, reason="risk aversion 10 -> 5"))
+        await pilot.pause()
+        await pilot.press("ctrl+q")
+        assert app.is_running
+        assert any("not saved" in n.message for n in app._notifications)
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert not app.is_running
+
+
+async def test_a_cancelled_solve_lists_no_binding_constraints(tmp_path):
+    app = app_for(scenario(), tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.action_solve()
+        app.action_cancel_solve()
+        await settle(pilot)
+        assert app.result.status == "cancelled"
+        frames = app.query_one("#results-browser").frames
+        assert "binding" not in frames and "trades" not in frames

@@ -159,12 +159,13 @@ async def test_save_writes_the_toml(tmp_path):
         await pilot.press(*"ARB-2")  # not yet committed: ctrl+s commits it first
         await pilot.press("ctrl+s")
         await pilot.pause()
-        assert [c.reason for c in app.changes] == ["account T -> ARB-2"]
+        # The edit, then the save, so the app knows the edits are on disk.
+        assert [c.reason for c in app.changes] == ["account T -> ARB-2", f"saved {path}"]
+        assert app.changes[-1].path == path and not app.changes[-1].reload_data
         saved = RunConfig.load(path)
         assert saved.account == "ARB-2"
         assert same(saved, app.query_one(ConfigTab).config)
         assert file_status(app).startswith("saved")
-        assert any(f"saved {path}" in n.message for n in app._notifications)
         assert recent.read_recent() == [path.resolve()]
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
+from pathlib import Path
 import polars as pl
 
 from books import INFEASIBLE_CONSTRAINTS, write_sample_config
@@ -14,8 +16,10 @@ SIZE = (100, 30)
 
 
 def app_for(config: RunConfig) -> SpoApp:
-    return SpoApp(config, clock=lambda: dt.datetime(2026, 11, 20, 15, 31),
-                  token=lambda: "abc123")
+    app = SpoApp(config, clock=lambda: dt.datetime(2026, 11, 20, 15, 31),
+                 token=lambda: "abc123")
+    app.runs_dir = Path(tempfile.mkdtemp(prefix="spo-test-runs-"))  # not the repo's ./runs
+    return app
 
 
 def default_config() -> RunConfig:
@@ -43,7 +47,7 @@ async def test_solve_then_export(tmp_path):
         assert "last solve optimal" in str(app.query_one("#status").render())
         await pilot.press("ctrl+e")
         await pilot.pause()
-        orders = tmp_path / "DEMO-20261120-153100-abc123" / "orders.csv"
+        orders = tmp_path / "DEMO-20261120-153100-abc123-s1" / "orders.csv"  # per solve
         assert orders.exists()
         assert pl.read_csv(orders).height == app.result.orders.height
         # A second solve shows the change against the first.
