@@ -315,9 +315,13 @@ class SpoApp(App):
             advice, path = [], None
             if result.status != "cancelled":
                 progress(None)
-                log, path = record_solve(result, universe, cfg, self.state.run_context,
-                                         runs_dir=self.runs_dir, dataset=self.state.dataset)
-                advice = log.advice
+                try:
+                    log, path = record_solve(result, universe, cfg, self.state.run_context,
+                                             runs_dir=self.runs_dir,
+                                             dataset=self.state.dataset)
+                    advice = log.advice
+                except OSError as exc:
+                    path = f"run log not written: {exc}"
         self.post_message(self.Solved(result, advice, path))
 
     @work(thread=True, exclusive=True, group="validate", exit_on_error=False)
@@ -348,6 +352,9 @@ class SpoApp(App):
         if result.ok and result.summary.get("utility_bp") is not None:
             self.last_solve += f" {result.summary['utility_bp']:,.1f}bp"
         self.refresh_status()
+        if isinstance(message.log_path, str):  # why the run log could not be written
+            self.notify(message.log_path, severity="warning", markup=False, timeout=15)
+            message.log_path = None
         self.last_log = message.log_path
         await self.query_one(RunResults).show_result(
             result, self.previous, message.advice, message.log_path,
@@ -425,6 +432,9 @@ class SpoApp(App):
     def action_solve(self) -> None:
         if self.state.universe is None:
             self.notify("still loading", severity="warning")
+            return
+        if self.solving:
+            self.notify("a solve is running: Esc cancels it", severity="warning")
             return
         self.cancel.clear()
         self.solving = True

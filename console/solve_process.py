@@ -73,9 +73,13 @@ def _child(conn, cancel) -> None:
             advice, path = [], None
             if result.status != "cancelled":
                 conn.send(("progress", None))
-                log, path = record_solve(result, job.universe, job.config, job.context,
-                                         runs_dir=job.runs_dir, dataset=job.dataset)
-                advice = log.advice
+                try:
+                    log, path = record_solve(result, job.universe, job.config, job.context,
+                                             runs_dir=job.runs_dir, dataset=job.dataset)
+                    advice = log.advice
+                except OSError as exc:
+                    # A log that cannot be written must not cost the trader the solve.
+                    path = f"run log not written: {exc}"
             conn.send(("result", (result, advice, path)))
         except Exception as exc:  # noqa: BLE001 - shown by the app's one error path
             # The message, not the object: our errors take keyword fields that pickling
@@ -88,6 +92,7 @@ class SolveProcess:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._busy = threading.Lock()  # one job at a time on the one pipe
         self._proc = None
         self._conn = None
         self._cancel = None
@@ -115,10 +120,25 @@ class SolveProcess:
 
     def solve(self, job: SolveJob, progress: Callable[[Any], None],
               cancel: threading.Event, poll_s: float = 0.05):
-        """(result, advice, run log path or None). RuntimeError when the child dies."""
-        self.start()
-        self._cancel.clear()
-        self._conn.send(job)
+        """(result, advice, run log path, or a str saying why the log was not written).
+
+        RuntimeError when the child dies. One job at a time: a second caller waits. If this
+        call ends early for any reason, the child is stopped, so the next call never meets a
+        child still talking about the last job."""
+        with self._busy:
+            self.start()
+            self._cancel.clear()
+            try:
+                return self._run(job, progress, cancel, poll_s)
+            except BaseException:
+                self._kill()
+                raise
+
+    def _run(self, job, progress, cancel, poll_s):
+        try:
+            self._conn.send(job)
+        except (BrokenPipeError, EOFError, OSError):
+            return self._died()
         while True:
             if cancel.is_set():
                 self._cancel.set()
@@ -141,8 +161,14 @@ class SolveProcess:
             else:
                 raise SolveFailed(payload)
 
+    def _kill(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(timeout=2)
+        self._proc = None
+
     def _died(self):
-        code = self._proc.exitcode
+        code = self._proc.exitcode if self._proc is not None else None
         self._proc = None
         raise RuntimeError(f"the solver process stopped (exit code {code}); the next solve "
                            "starts a new one. If it repeats, run `spo solve` on the same "

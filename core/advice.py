@@ -131,7 +131,8 @@ def apply_change(config: RunConfig, change: ConfigChange) -> RunConfig:
             for spec in _constraints_named(config, data, op.constraint):
                 _set_bound(spec, op.field, op.value)
         else:
-            for spec in _constraints_named(config, data, op.constraint):
+            named = [c for c in data["constraints"] if c["name"] == op.constraint]
+            for spec in named or _constraints_named(config, data, op.constraint):
                 spec["enabled"] = False
     return RunConfig.from_dict(data, source="suggested change", base_dir=config.base_dir)
 
@@ -159,8 +160,13 @@ def _set_path(config: RunConfig, data: dict, path: str, value: Any) -> None:
 
 def _constraints_named(config: RunConfig, data: dict, name: str) -> list[dict]:
     specs = [c for c in data["constraints"] if c["name"] == name]
+    live = [c for c in specs if c.get("enabled", True)]
+    if live:
+        return live  # a disabled namesake is not the limit the change is about
     if specs:
-        return specs
+        raise ConfigError(f"constraint '{name}' is disabled, so changing its bounds changes "
+                          "nothing", field="constraints",
+                          fix=f"enable '{name}' first (Constraints tab: space), then change it")
     if config.constraint_files:
         fix = (f"'{name}' may come from a constraint file ("
                f"{', '.join(str(p) for p in config.constraint_files)}): edit it there, or use "
@@ -208,7 +214,9 @@ def _rank(s: Suggestion) -> tuple:
 
 def _specs_by_name(config: RunConfig) -> dict[str, tuple[ConstraintSpec, bool]]:
     """name -> (spec, editable in the config); file constraints are shown, not edited."""
-    specs = {c.name: (c, True) for c in config.constraints}
+    # A disabled copy may share its name with the live one: the live one is what binds.
+    specs = {c.name: (c, True) for c in config.constraints if not c.enabled}
+    specs.update({c.name: (c, True) for c in config.constraints if c.enabled})
     try:
         extra = config.all_constraints()[len(config.constraints):]
     except SpoInputError:

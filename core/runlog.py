@@ -508,7 +508,9 @@ def list_runs(runs_dir: str | Path) -> list[RunLogSummary]:
             good.append(_read(path).summary().model_copy(update={"file": str(path)}))
         except RunLogError as exc:
             bad.append(RunLogSummary(run_id=path.stem, file=str(path), problem=str(exc)))
-    good.sort(key=lambda s: (s.finished_at, s.run_id), reverse=True)
+    # timestamp(): a log written with a UTC offset sorts among naive (local) ones.
+    good.sort(key=lambda s: (s.finished_at.timestamp() if s.finished_at else 0.0, s.run_id),
+              reverse=True)
     return good + bad
 
 

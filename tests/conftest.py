@@ -2,6 +2,7 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import settings
 
 # Test helpers (books.py) import as plain modules.
@@ -12,3 +13,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+@pytest.fixture(autouse=True)
+def _private_state_dir(tmp_path, monkeypatch):
+    """Recent configs and other per-user state go to a throwaway folder, never the
+    tester's own."""
+    monkeypatch.setenv("SPO_STATE_DIR", str(tmp_path / "spo-state"))

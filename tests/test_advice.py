@@ -297,3 +297,33 @@ def test_config_change_round_trips_as_json():
     assert change.describe() == ("optimization.synthetics.allow_efp = true; constraint "
                                  "'gross_exposure' upper = 210; constraint 'turnover' "
                                  "enabled = false")
+
+
+def test_a_disabled_namesake_is_not_the_limit_advice_moves(tmp_path):
+    """Two `turnover` constraints, the live one at 30 and a disabled one at 10: a change to
+    `turnover` moves the live one, and a disabled-only name is refused with the fix."""
+    from core.advice import ConfigChange, SetBound, apply_change
+    from core.constraints.spec import ConstraintSpec
+    from core.errors import ConfigError
+    from core.settings import RunConfig
+
+    cfg = RunConfig(constraints=[
+        ConstraintSpec(kind="turnover", name="turnover", upper=30.0),
+        ConstraintSpec(kind="turnover", name="turnover", upper=10.0, enabled=False),
+        ConstraintSpec(kind="gross_exposure", name="gross", upper=400.0, enabled=False)])
+    new = apply_change(cfg, ConfigChange(ops=[SetBound(constraint="turnover", field="upper",
+                                                       value=35.0)]))
+    assert [(c.upper, c.enabled) for c in new.constraints if c.kind == "turnover"] == [
+        (35.0, True), (10.0, False)]
+    with pytest.raises(ConfigError, match="disabled"):
+        apply_change(cfg, ConfigChange(ops=[SetBound(constraint="gross", field="upper",
+                                                     value=150.0)]))
+
+
+def test_non_finite_bounds_are_refused_where_they_are_written():
+    from pydantic import ValidationError
+
+    from core.constraints.spec import ConstraintSpec
+
+    with pytest.raises(ValidationError, match="finite"):
+        ConstraintSpec(kind="turnover", upper=float("inf"))

@@ -317,3 +317,19 @@ def test_runs_dir_for_sample_scenarios_is_not_the_package(tmp_path, monkeypatch)
     own = book_config(tmp_path)
     own._base_dir = tmp_path / "desk"
     assert runs_dir_for(own) == tmp_path / "desk" / "runs"
+
+
+def test_a_log_with_a_utc_offset_sorts_among_the_others(book, tmp_path):
+    """A log whose time carries a UTC offset (written elsewhere, or by hand) must not make
+    the listing compare naive and aware times and fail."""
+    import json
+
+    runs = tmp_path / "runs"
+    logs = three_logs(book, runs)
+    data = json.loads((runs / f"{logs[0].meta.run_id}.json").read_text())
+    data["meta"]["run_id"] += "-utc"
+    data["meta"]["finished_at"] = "2099-01-01T00:00:00+00:00"
+    (runs / f"{data['meta']['run_id']}.json").write_text(json.dumps(data))
+    listed = list_runs(runs)
+    assert listed[0].run_id.endswith("-utc")
+    assert len(listed) == 4 and not any(r.problem for r in listed)

@@ -6,6 +6,8 @@ Normalized form (platform spec 9.3): lower, upper, hard or soft with a penalty.
 
 from __future__ import annotations
 
+import math
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.constraints.catalogue import KINDS
@@ -44,6 +46,11 @@ class ConstraintSpec(BaseModel):
         if self.unit not in kind.units:
             raise ValueError(f"{self.kind} takes unit {' or '.join(kind.units)}, "
                              f"not '{self.unit}'")
+        for field in ("lower", "upper", "target", "band", "penalty"):
+            value = getattr(self, field)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{field} must be a finite number, not {value}; leave it out "
+                                 "for no bound")
         if self.target is not None and (self.lower is not None or self.upper is not None):
             raise ValueError("give either target (and band) or lower/upper, not both")
         if self.band is not None and self.target is None:

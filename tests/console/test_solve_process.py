@@ -73,3 +73,27 @@ def test_a_child_dying_mid_solve_is_an_error_then_a_new_child(loaded, tmp_path):
     result, _, _ = proc.solve(job_for(loaded, tmp_path), lambda p: None, threading.Event())
     assert result.status == "optimal"
     proc.stop()
+
+
+def test_a_run_log_that_cannot_be_written_does_not_cost_the_solve(loaded, child, tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    result, advice, path = child.solve(job_for(loaded, blocked / "runs"), lambda p: None,
+                                       threading.Event())
+    assert result.status == "optimal"
+    assert isinstance(path, str) and path.startswith("run log not written")
+
+
+def test_a_caller_that_stops_early_leaves_a_usable_child(loaded, tmp_path):
+    """A progress handler that raises ends the call; the next job must not meet a child
+    still sending the last one's progress (that used to block the parent for ever)."""
+    proc = SolveProcess()
+
+    def boom(p) -> None:
+        raise KeyError("the screen went away")
+
+    with pytest.raises(KeyError):
+        proc.solve(job_for(loaded, tmp_path), boom, threading.Event())
+    result, _, _ = proc.solve(job_for(loaded, tmp_path), lambda p: None, threading.Event())
+    assert result.status == "optimal"
+    proc.stop()
