@@ -220,3 +220,29 @@ def test_cost_switches_reach_the_problem(tmp_path):
     assert on.impact[aaa] == 0.0 and [c.index for c in on.curves] == [aaa]
     half = problem_data(uni, OptimizationSettings(costs=CostSettings(scale=0.5)))
     assert np.allclose(half.linear_cost, on.linear_cost / 2)
+
+
+def test_the_near_optimal_retry_stays_within_the_time_limit(monkeypatch):
+    """A near-optimal first pass is retried only with the time that is left of the limit."""
+    import numpy as np
+
+    from core.solvers import clarabel_backend as cb
+    from core.solvers.base import RawSolution, SolverOptions, Status
+
+    calls = []
+
+    def fake(program, options, static_reg, elapsed_before=0.0):
+        calls.append((options.time_limit_s, static_reg, elapsed_before))
+        status = Status.NEAR_OPTIMAL if static_reg is None else Status.OPTIMAL
+        return RawSolution(solver="clarabel", status=status, x=np.zeros(1), s=np.zeros(1),
+                           z=np.zeros(1), objective=0.0, iterations=10, solve_time_s=4.0,
+                           message=str(status))
+
+    monkeypatch.setattr(cb, "_solve", fake)
+    out = cb.solve(None, SolverOptions(time_limit_s=10.0))
+    assert out.status == Status.OPTIMAL and calls[1] == (6.0, 1e-10, 4.0)
+    assert out.solve_time_s == 8.0
+    calls.clear()
+    out = cb.solve(None, SolverOptions(time_limit_s=6.0))  # 2 s left < a 4 s pass
+    assert out.status == Status.NEAR_OPTIMAL and len(calls) == 1
+    assert "no time left" in out.message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import clarabel
@@ -66,14 +67,21 @@ def solve(program: ConicProgram, options: SolverOptions) -> RawSolution:
     first = _solve(program, options, None)
     if first.status != Status.NEAR_OPTIMAL:
         return first
-    retry = _solve(program, options, 1e-10)
+    # The retry gets what is left of the time limit, and only if that could be enough for
+    # a second pass as long as the first: the limit is the trader's, not per attempt.
+    left = options.time_limit_s - first.solve_time_s
+    if left < first.solve_time_s:
+        first.message += " (no time left to retry for full accuracy)"
+        return first
+    retry = _solve(program, dataclasses.replace(options, time_limit_s=left), 1e-10,
+                   elapsed_before=first.solve_time_s)
     retry.solve_time_s += first.solve_time_s
     retry.iterations += first.iterations
     return retry if retry.status == Status.OPTIMAL else first
 
 
-def _solve(program: ConicProgram, options: SolverOptions, static_reg: float | None
-           ) -> RawSolution:
+def _solve(program: ConicProgram, options: SolverOptions, static_reg: float | None,
+           elapsed_before: float = 0.0) -> RawSolution:
     settings = _settings(options, static_reg)
     n = program.num_vars
     P = sp.csc_matrix((n, n))
@@ -86,7 +94,8 @@ def _solve(program: ConicProgram, options: SolverOptions, static_reg: float | No
             options.progress(Progress(
                 iteration=int(info.iterations), primal_objective=float(info.cost_primal)
                 + program.c0, dual_objective=float(info.cost_dual) + program.c0,
-                gap=float(info.gap_rel), elapsed_s=time.perf_counter() - start))
+                gap=float(info.gap_rel),
+                elapsed_s=elapsed_before + time.perf_counter() - start))
         return bool(options.cancel is not None and options.cancel.is_set())
 
     if options.progress is not None or options.cancel is not None:
