@@ -270,7 +270,9 @@ def binding_limits(result, universe, config: RunConfig,
     Shadow price x step is the first-order gain; a '*' constraint moves for every group or
     name at once, so the duals of all its binding rows on that side add up.
     """
-    diag = result.diagnostics.filter(pl.col("binding") & (pl.col("dual") > MIN_DUAL)
+    # Any positive shadow price: a dual per unit of notional is tiny and still worth basis
+    # points over a step of 5% of NAV, so the cut-off is on the gain, below.
+    diag = result.diagnostics.filter(pl.col("binding") & (pl.col("dual") > 0)
                                      & pl.col("name").is_in(list(specs)))
     if diag.is_empty():
         return []

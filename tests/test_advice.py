@@ -327,3 +327,25 @@ def test_non_finite_bounds_are_refused_where_they_are_written():
 
     with pytest.raises(ValidationError, match="finite"):
         ConstraintSpec(kind="turnover", upper=float("inf"))
+
+
+def test_a_limit_written_in_notional_is_still_priced(tmp_path):
+    """Its shadow price is per unit of money (1e-7 bp), yet a step of 5% of NAV is worth
+    basis points: the advice must not drop it for a small dual."""
+    from books import write_sample_config
+    from core.settings import RunConfig
+
+    cfg = RunConfig.load(write_sample_config(tmp_path, """
+        [[constraints]]
+        kind = "net_exposure"
+        unit = "notional"
+        target = 30e6
+        band = 1.5e6
+        """))
+    result, uni = solve(cfg)
+    net = [s for s in advise(result, uni, cfg) if s.evidence.get("kind") == "net_exposure"]
+    assert net and net[0].code == "TIGHT_EXPOSURE" and net[0].utility_gain_bp > 0.1
+    relaxed = apply_change(cfg, net[0].change)
+    again, _ = solve(relaxed, uni)
+    gain = again.summary["utility_bp"] - result.summary["utility_bp"]
+    assert 0 < gain <= net[0].utility_gain_bp * 1.05  # first order: an upper estimate
