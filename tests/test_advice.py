@@ -349,3 +349,13 @@ def test_a_limit_written_in_notional_is_still_priced(tmp_path):
     again, _ = solve(relaxed, uni)
     gain = again.summary["utility_bp"] - result.summary["utility_bp"]
     assert 0 < gain <= net[0].utility_gain_bp * 1.05  # first order: an upper estimate
+
+
+def test_a_negative_upper_on_a_size_limit_is_refused():
+    from pydantic import ValidationError
+
+    from core.constraints.spec import ConstraintSpec
+
+    with pytest.raises(ValidationError, match="never negative"):
+        ConstraintSpec(kind="max_trade", upper=-5.0, unit="%ADV")
+    assert ConstraintSpec(kind="max_trade", upper=0.0, unit="%ADV").upper == 0.0

@@ -62,6 +62,11 @@ class ConstraintSpec(BaseModel):
             raise ValueError(f"{self.kind} needs lower, upper or target")
         if kind.needs_upper and hi is None:
             raise ValueError(f"{self.kind} needs an upper bound")
+        if kind.needs_upper and hi < 0:
+            # These limits bound sizes, margins and volatilities, which are never negative:
+            # a negative upper bound is a typo that would make every row infeasible.
+            raise ValueError(f"{self.kind} bounds a quantity that is never negative "
+                             f"({kind.doc}); upper must be 0 or more, not {hi:g}")
         if lo is not None and hi is not None and lo > hi:
             raise ValueError(f"contradictory bounds: lower {lo} > upper {hi}")
         if kind.scope == "group" and self.kind not in ("factor_exposure", "currency_cash") \
