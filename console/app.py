@@ -284,9 +284,6 @@ class SpoApp(App):
 
     @work(thread=True, exclusive=True, group="solve", exit_on_error=False)
     def solve(self) -> None:
-        from core.results import optimize
-        from core.solvers.base import SolverOptions
-
         cfg = self.state.config
 
         def progress(p) -> None:
@@ -297,31 +294,15 @@ class SpoApp(App):
                 f"solving: iteration {p.iteration}  utility {-p.primal_objective:,.4f} bp  "
                 f"gap {p.gap:.1e}  {p.elapsed_s:.2f} s   (Esc cancels)"))
 
-        universe = self.state.universe
-        if self.solve_in_process:
-            from console.solve_process import SolveJob, shared
+        from console.solve_process import SolveJob, run_job, shared
 
-            job = SolveJob(universe, cfg.all_constraints(), cfg.optimization, cfg.solver,
-                           cfg.optimization.time_limit_s, cfg, self.state.run_context,
-                           self.runs_dir, self.state.dataset)
+        job = SolveJob(self.state.universe, cfg.all_constraints(), cfg.optimization,
+                       cfg.solver, cfg.optimization.time_limit_s, cfg, self.state.run_context,
+                       self.runs_dir, self.state.dataset)
+        if self.solve_in_process:
             result, advice, path = shared().solve(job, progress, self.cancel)
         else:
-            from core.runlog import record_solve
-
-            options = SolverOptions(time_limit_s=cfg.optimization.time_limit_s,
-                                    progress=progress, cancel=self.cancel)
-            result = optimize(universe, cfg.all_constraints(), cfg.optimization,
-                              solver=cfg.solver, options=options)
-            advice, path = [], None
-            if result.status != "cancelled":
-                progress(None)
-                try:
-                    log, path = record_solve(result, universe, cfg, self.state.run_context,
-                                             runs_dir=self.runs_dir,
-                                             dataset=self.state.dataset)
-                    advice = log.advice
-                except OSError as exc:
-                    path = f"run log not written: {exc}"
+            result, advice, path = run_job(job, progress, self.cancel)
         self.post_message(self.Solved(result, advice, path))
 
     @work(thread=True, exclusive=True, group="validate", exit_on_error=False)

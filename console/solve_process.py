@@ -40,10 +40,31 @@ class SolveJob:
     dataset: Any  # the load's tables, for the run log's row counts
 
 
+def run_job(job: SolveJob, progress: Callable[[Any], None], cancel) -> tuple:
+    """Solve, then write the run log with its advice: (result, advice, log path, or a str
+    saying why the log was not written). `progress(None)` marks the switch to the log.
+    The child runs this; so does the console when it solves in its own thread."""
+    from core.results import optimize
+    from core.runlog import record_solve
+    from core.solvers.base import SolverOptions
+
+    options = SolverOptions(time_limit_s=job.time_limit_s, cancel=cancel, progress=progress)
+    result = optimize(job.universe, job.constraints, job.settings, solver=job.solver,
+                      options=options)
+    if result.status == "cancelled":
+        return result, [], None
+    progress(None)
+    try:
+        log, path = record_solve(result, job.universe, job.config, job.context,
+                                 runs_dir=job.runs_dir, dataset=job.dataset)
+    except OSError as exc:
+        # A log that cannot be written must not cost the trader the solve.
+        return result, [], f"run log not written: {exc}"
+    return result, log.advice, path
+
+
 def _child(conn, cancel) -> None:
-    """The child's loop: one job in, progress out, then the result, its advice and the path
-    of its run log (written here: a large log is seconds of Python the UI should not wait
-    behind)."""
+    """The child's loop: one job in, progress out, then what run_job returns."""
     # The screen comes first: on a busy solve server the UI process must win the CPU.
     try:
         os.nice(10)
@@ -54,10 +75,6 @@ def _child(conn, cancel) -> None:
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
 
-    from core.results import optimize
-    from core.runlog import record_solve
-    from core.solvers.base import SolverOptions
-
     while True:
         try:
             job = conn.recv()
@@ -66,21 +83,7 @@ def _child(conn, cancel) -> None:
         if job is None:
             return
         try:
-            options = SolverOptions(time_limit_s=job.time_limit_s, cancel=cancel,
-                                    progress=lambda p: conn.send(("progress", p)))
-            result = optimize(job.universe, job.constraints, job.settings,
-                              solver=job.solver, options=options)
-            advice, path = [], None
-            if result.status != "cancelled":
-                conn.send(("progress", None))
-                try:
-                    log, path = record_solve(result, job.universe, job.config, job.context,
-                                             runs_dir=job.runs_dir, dataset=job.dataset)
-                    advice = log.advice
-                except OSError as exc:
-                    # A log that cannot be written must not cost the trader the solve.
-                    path = f"run log not written: {exc}"
-            conn.send(("result", (result, advice, path)))
+            conn.send(("result", run_job(job, lambda p: conn.send(("progress", p)), cancel)))
         except Exception as exc:  # noqa: BLE001 - shown by the app's one error path
             # The message, not the object: our errors take keyword fields that pickling
             # would drop, and the message already names the file, field and fix.

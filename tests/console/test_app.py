@@ -362,3 +362,15 @@ async def test_a_cancelled_solve_lists_no_binding_constraints(tmp_path):
         assert app.result.status == "cancelled"
         frames = app.query_one("#results-browser").frames
         assert "binding" not in frames and "trades" not in frames
+
+
+async def test_solving_in_the_worker_thread_gives_the_same_result_and_log(tmp_path):
+    """The fallback path (no child process) runs the same job function."""
+    app = app_for(scenario(), tmp_path)
+    app.solve_in_process = False
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert app.result.status == "optimal" and app.last_log.exists()
+        assert app.query_one("#run-results").advice
