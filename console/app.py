@@ -9,12 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
 from textual import on, work
-from functools import partial
-
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
@@ -371,10 +370,8 @@ class SpoApp(App):
         except SpoInputError as exc:
             self.notify(str(exc), title="cannot apply", severity="error", markup=False)
             return
-        self.state.config = config
-        self.unsaved, self._quit_warned = True, False
-        await self.show_config_everywhere()
-        self.notify(f"applied: {change.describe()}; solving again", markup=False)
+        await self._config_changed(ConfigChanged(
+            config, reason=f"applied: {change.describe()}; solving again"))
         self.action_solve()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

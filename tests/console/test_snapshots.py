@@ -78,28 +78,27 @@ def test_results_after_a_solve(snap_compare, make_app):
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=keys_then_settle("ctrl+r"))
 
 
-def test_results_risk_chart(snap_compare, make_app):
+def solve_then_show(table: str):
+    """Solve, then show one entry of the results list (a table or a chart)."""
     async def run_before(pilot) -> None:
         await keys_then_settle("ctrl+r")(pilot)
-        await pilot.app.query_one("#results-browser").show_table("risk decomposition")
+        await pilot.app.query_one("#results-browser").show_table(table)
         await pilot.pause()
-    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+    return run_before
+
+
+def test_results_risk_chart(snap_compare, make_app):
+    assert snap_compare(make_app(), terminal_size=SIZE,
+                        run_before=solve_then_show("risk decomposition"))
 
 
 def test_results_margin_chart(snap_compare, make_app):
-    async def run_before(pilot) -> None:
-        await keys_then_settle("ctrl+r")(pilot)
-        await pilot.app.query_one("#results-browser").show_table("margin usage")
-        await pilot.pause()
-    assert snap_compare(make_app("index_arb"), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app("index_arb"), terminal_size=SIZE,
+                        run_before=solve_then_show("margin usage"))
 
 
 def test_results_advice(snap_compare, make_app):
-    async def run_before(pilot) -> None:
-        await keys_then_settle("ctrl+r")(pilot)
-        await pilot.app.query_one("#results-browser").show_table("advice")
-        await pilot.pause()
-    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=solve_then_show("advice"))
 
 
 def test_help(snap_compare, make_app):
