@@ -376,6 +376,10 @@ class SpoApp(App):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one error path for every worker: a notification with the message."""
+        if event.worker.group == "solve" and event.state in (WorkerState.ERROR,
+                                                             WorkerState.CANCELLED):
+            self.solving = False  # no Solved message comes: the next ctrl+r must work
+            self.refresh_bindings()
         if event.state == WorkerState.ERROR:
             self.notify(str(event.worker.error), title=f"{event.worker.group} failed",
                         severity="error", markup=False, timeout=15)

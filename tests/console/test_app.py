@@ -374,3 +374,30 @@ async def test_solving_in_the_worker_thread_gives_the_same_result_and_log(tmp_pa
         await settle(pilot)
         assert app.result.status == "optimal" and app.last_log.exists()
         assert app.query_one("#run-results").advice
+
+
+async def test_a_failed_solve_is_a_notification_and_the_next_ctrl_r_solves(tmp_path):
+    app = app_for(scenario(), tmp_path)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        real = app.state.config
+
+        class Broken:  # all_constraints() raising stands for any failure inside the job
+            def __getattr__(self, name):
+                if name == "all_constraints":
+                    raise RuntimeError("constraint file vanished")
+                return getattr(real, name)
+
+        app.state.config = Broken()
+        app.action_solve()
+        try:
+            await app.workers.wait_for_complete()
+        except Exception:  # noqa: BLE001 - the worker's error, already notified
+            pass
+        await pilot.pause()
+        assert any("constraint file vanished" in n.message for n in app._notifications)
+        assert not app.solving
+        app.state.config = real
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert app.result.status == "optimal"
